@@ -1,0 +1,25 @@
+"""The few errors a user can act on, named for what to do next (after dolma's core/errors.py).
+
+The CLI turns each into one line and exit code 2 (config, input) or 1 (IO); anything
+else is a bug and keeps its traceback.
+"""
+
+
+class TokenmillError(Exception):
+    """Base of the errors the CLI reports as one line."""
+
+
+class ConfigError(TokenmillError):
+    """Fix the config: a key is unknown, mistyped or out of range."""
+
+
+class InputError(TokenmillError):
+    """Fix the input: a path is missing, a glob matches nothing, a version does not exist."""
+
+
+class StoreIOError(TokenmillError):
+    """Retry: reading or writing the store failed in a way that may pass."""
+
+
+class MissingDependencyError(TokenmillError):
+    """Install the optional package named in the message."""

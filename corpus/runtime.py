@@ -1,0 +1,78 @@
+"""The Dask runtime every step receives: a LocalCluster sized to the machine, or any scheduler.
+
+Steps never start clusters; the CLI and flows open one here and pass the client down. A
+client opened while another is active in this process is the same client, so a pipeline
+shares one cluster across its steps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import psutil
+from pydantic import BaseModel, ConfigDict, Field
+
+_active = ContextVar("tokenmill_dask_client", default=None)
+
+
+class DaskSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        default=None,
+        description="scheduler address (tcp://host:8786) of an existing cluster; "
+        "DASK_SCHEDULER_ADDRESS when unset; a LocalCluster when neither is given",
+    )
+    n_workers: int | None = Field(default=None, ge=1, description="LocalCluster worker processes (default: cores)")
+    threads_per_worker: int = Field(default=1, ge=1, description="threads per worker; the steps are CPU-bound Python")
+    memory_limit_gb: float | None = Field(
+        default=None, gt=0, description="memory per worker in GiB (default: 80% of RAM over workers)"
+    )
+
+    def resolved_address(self) -> str | None:
+        return self.address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+
+
+def local_cluster_size(settings: DaskSettings) -> tuple[int, int]:
+    """(workers, bytes per worker): one process per core, 80% of RAM shared among them."""
+    workers = settings.n_workers or os.cpu_count() or 1
+    if settings.memory_limit_gb is not None:
+        return workers, int(settings.memory_limit_gb * 2**30)
+    return workers, int(psutil.virtual_memory().total * 0.8 / workers)
+
+
+@contextmanager
+def dask_client(settings: DaskSettings | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
+    """Yield a connected client; close what was opened here on exit."""
+    active = _active.get()
+    if active is not None:
+        yield active
+        return
+    from distributed import Client, LocalCluster
+
+    settings = settings or DaskSettings()
+    address = settings.resolved_address()
+    if address:
+        client = Client(address)
+        cluster = None
+    else:
+        workers, memory = local_cluster_size(settings)
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=settings.threads_per_worker,
+            processes=True,
+            memory_limit=memory,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+    token = _active.set(client)
+    try:
+        yield client
+    finally:
+        _active.reset(token)
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,111 @@
+"""One TOML file, a section per step, validated into pydantic models with a default for everything.
+
+`--set step.key=value` overrides any setting; values are read as TOML (`3`, `true`,
+`["a", "b"]`, `"text"`), and a bare word that is not TOML is taken as a string.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from tokenmill.corpus.errors import ConfigError
+from tokenmill.corpus.runtime import DaskSettings
+from tokenmill.flows.steps import DEFAULT_PIPELINE, STEPS
+
+
+class StoreSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: str = Field(default="./tokenmill-data", description="store root: a local path or an fsspec URL (s3://…)")
+
+
+class PipelineSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[str] = Field(default_factory=lambda: list(DEFAULT_PIPELINE), description="steps run by `tokenmill run`")
+
+    @field_validator("steps")
+    @classmethod
+    def _known_steps(cls, steps: list[str]) -> list[str]:
+        unknown = [s for s in steps if s not in STEPS]
+        if unknown:
+            raise ValueError(f"unknown step {unknown[0]!r}; known steps: {', '.join(STEPS)}")
+        return steps
+
+
+Config = create_model(
+    "Config",
+    __config__=ConfigDict(extra="forbid"),
+    store=(StoreSettings, Field(default_factory=StoreSettings)),
+    dask=(DaskSettings, Field(default_factory=DaskSettings)),
+    pipeline=(PipelineSettings, Field(default_factory=PipelineSettings)),
+    **{name: (spec.params, Field(default_factory=spec.params)) for name, spec in STEPS.items()},
+)
+
+
+def parse_value(raw: str) -> Any:
+    """A `--set` value as TOML, or the raw text when it is not valid TOML."""
+    try:
+        return tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
+    """Set dotted keys (`filter.gopher_quality.min_words`) from `K=V` strings or a mapping."""
+    if isinstance(overrides, Mapping):
+        pairs = list(overrides.items())
+    else:
+        pairs = []
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. load.paths='[\"data/*.jsonl\"]'")
+            pairs.append((key.strip(), parse_value(raw.strip())))
+    for key, value in pairs:
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: '{part}' is a value, not a section")
+            node = child
+        node[leaf] = value
+    return data
+
+
+def describe_error(error: ValidationError) -> str:
+    """Every problem on one line: the dotted key, what was expected, what was given."""
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "config"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        given = item.get("input")
+        shown = "" if item["type"] in ("extra_forbidden", "missing") or isinstance(given, dict) else f" (got {given!r})"
+        problems.append(f"{key}: {message}{shown}")
+    return "; ".join(problems)
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | Iterable[str] = ()) -> Any:
+    """The validated config: file (if any), then overrides, then defaults for the rest."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    apply_overrides(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"config error: {describe_error(exc)}") from None

@@ -1,0 +1,35 @@
+"""The steps the pipeline knows: name, settings model, plain run function, and what it consumes.
+
+A step's `run` takes `(store, params, client, force=..., **inputs)` where each input keyword
+names the kind of version it reads (`input_version` a docs version, `tokenizer_version` …).
+Adding a step is one entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from tokenmill.corpus.load import LoadParams, run_load
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    params: type[BaseModel]
+    run: Callable[..., object]
+    inputs: Mapping[str, str]
+    produces: str
+    summary: str
+
+
+STEPS: dict[str, StepSpec] = {
+    spec.name: spec
+    for spec in [
+        StepSpec("load", LoadParams, run_load, {}, "docs", "load local or fsspec files into a docs version"),
+    ]
+}
+
+DEFAULT_PIPELINE = ["load"]
