@@ -213,6 +213,13 @@ def plan(params: LoadParams) -> tuple[list[Chunk], str, list[str]]:
     return chunks, hashlib.sha256("\n".join(digests).encode()).hexdigest(), skipped
 
 
+def check_paths(params: LoadParams) -> None:
+    """Fail on a missing path or an empty glob before any work starts."""
+    file_paths = [p for p in params.paths if p != pydocs.PYTHON_DOCS_URL]
+    if file_paths:
+        expand_paths(file_paths, params.format)
+
+
 def run_load(store: Store, params: LoadParams, client: Any, *, force: bool = False) -> Version:
     """Commit a docs version of the configured inputs (or find it cached)."""
     chunks, fingerprint, skipped = plan(params)

@@ -104,30 +104,60 @@ def open_chunk(chunk: Chunk) -> BinaryIO:
     return fsspec.open(chunk.url, "rb", compression=chunk.compression).open()
 
 
+def _blocks(f: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+    """Blocks of about `block_bytes`, built from `read1` pieces so that a truncated stream
+    still yields everything decompressed before the break, then raises."""
+    read = getattr(f, "read1", f.read)
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            piece = read(block_bytes)
+            if not piece:
+                break
+            pieces.append(piece)
+            size += len(piece)
+            if size >= block_bytes:
+                yield b"".join(pieces)
+                pieces, size = [], 0
+    except TRUNCATION_ERRORS:
+        if pieces:
+            yield b"".join(pieces)
+        raise
+    if pieces:
+        yield b"".join(pieces)
+
+
 def iter_lines(f: BinaryIO, start: int, end: int | None) -> Iterator[tuple[int, bytes]]:
     """(offset, line) for every line that starts in [start, end), read in large blocks.
 
     A line that starts before `start` belongs to the previous chunk, which reads past its
-    own end to finish it: the usual rule for splitting text files by byte range.
+    own end to finish it: the usual rule for splitting text files by byte range. If the
+    stream breaks, the partial last line is yielded before the error propagates, so it is
+    kept as a (rejected) record instead of vanishing.
     """
     if start > 0:
         f.seek(start - 1)
         f.readline()
     offset = f.tell() if start > 0 else 0
     carry = b""
-    while end is None or offset < end:
-        block = f.read(BLOCK_BYTES)
-        if not block:
-            if carry:
-                yield offset, carry
-            return
-        lines = (carry + block).split(b"\n")
-        carry = lines.pop()
-        for line in lines:
+    try:
+        for block in _blocks(f, BLOCK_BYTES):
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop()
+            for line in lines:
+                if end is not None and offset >= end:
+                    return
+                yield offset, line
+                offset += len(line) + 1
             if end is not None and offset >= end:
                 return
-            yield offset, line
-            offset += len(line) + 1
+    except TRUNCATION_ERRORS:
+        if carry:
+            yield offset, carry
+        raise
+    if carry:
+        yield offset, carry
 
 
 def read_jsonl(chunk: Chunk) -> Iterator[Batch]:

@@ -1,12 +1,13 @@
 """The Dask runtime every step receives: a LocalCluster sized to the machine, or any scheduler.
 
-Steps never start clusters; the CLI and flows open one here and pass the client down. A
-client opened while another is active in this process is the same client, so a pipeline
-shares one cluster across its steps.
+Steps never start clusters; the CLI and flows open one here and pass the client down. Asking
+again, with the same settings, while a client is open in this process gives that client, so
+a pipeline shares one cluster across its steps.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,13 +48,15 @@ def local_cluster_size(settings: DaskSettings) -> tuple[int, int]:
 @contextmanager
 def dask_client(settings: DaskSettings | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
     """Yield a connected client; close what was opened here on exit."""
+    settings = settings or DaskSettings()
     active = _active.get()
-    if active is not None:
-        yield active
+    if active is not None and active[0] == settings:
+        yield active[1]
         return
     from distributed import Client, LocalCluster
 
-    settings = settings or DaskSettings()
+    for name in ("distributed", "distributed.core", "distributed.scheduler", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     address = settings.resolved_address()
     if address:
         client = Client(address)
@@ -65,10 +68,10 @@ def dask_client(settings: DaskSettings | None = None) -> Iterator["distributed.C
             threads_per_worker=settings.threads_per_worker,
             processes=True,
             memory_limit=memory,
-            dashboard_address=None,
+            dashboard_address=":0",
         )
         client = Client(cluster)
-    token = _active.set(client)
+    token = _active.set((settings, client))
     try:
         yield client
     finally:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 # Log2 bins: bin k holds lengths in [2^(k-1), 2^k); 0 holds empty docs. 2^40 chars is beyond any doc.
 LENGTH_BINS = 41
 TOP_DOMAINS = 50
-DOMAIN_PATTERN = r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/]*@)?(?P<host>[^/:?#]+)"
+DOMAIN_PATTERN = r"^[hH][tT][tT][pP][sS]?://(?:[^@/]*@)?(?P<host>[^/:?#]+)"
 
 
 def log2_histogram(values: pa.Array) -> list[int]:

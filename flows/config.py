@@ -56,18 +56,20 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
-def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
-    """Set dotted keys (`filter.gopher_quality.min_words`) from `K=V` strings or a mapping."""
-    if isinstance(overrides, Mapping):
-        pairs = list(overrides.items())
-    else:
-        pairs = []
-        for item in overrides:
-            key, sep, raw = item.partition("=")
-            if not sep or not key.strip():
-                raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. load.paths='[\"data/*.jsonl\"]'")
-            pairs.append((key.strip(), parse_value(raw.strip())))
-    for key, value in pairs:
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """`K=V` strings as {dotted key: value}."""
+    pairs: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. load.paths='[\"data/*.jsonl\"]'")
+        pairs[key.strip()] = parse_value(raw.strip())
+    return pairs
+
+
+def apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (`filter.gopher_quality.min_words`) in the raw config data."""
+    for key, value in overrides.items():
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
@@ -93,7 +95,7 @@ def describe_error(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | Iterable[str] = ()) -> Any:
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
     """The validated config: file (if any), then overrides, then defaults for the rest."""
     data: dict[str, Any] = {}
     if path is not None:
@@ -104,7 +106,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | I
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    apply_overrides(data, overrides)
+    apply_overrides(data, overrides or {})
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

@@ -1,8 +1,9 @@
 """The steps the pipeline knows: name, settings model, plain run function, and what it consumes.
 
 A step's `run` takes `(store, params, client, force=..., **inputs)` where each input keyword
-names the kind of version it reads (`input_version` a docs version, `tokenizer_version` …).
-Adding a step is one entry here.
+names the kind of version it reads (`input_version` a docs version, `tokenizer_version` …);
+`preflight`, when given, checks the step's inputs before any flow starts. Adding a step is
+one entry here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from tokenmill.corpus.load import LoadParams, run_load
+from tokenmill.corpus.load import LoadParams, check_paths, run_load
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,15 @@ class StepSpec:
     inputs: Mapping[str, str]
     produces: str
     summary: str
+    preflight: Callable[[BaseModel], None] | None = None
 
 
 STEPS: dict[str, StepSpec] = {
     spec.name: spec
     for spec in [
-        StepSpec("load", LoadParams, run_load, {}, "docs", "load local or fsspec files into a docs version"),
+        StepSpec(
+            "load", LoadParams, run_load, {}, "docs", "load local or fsspec files into a docs version", check_paths
+        ),
     ]
 }
 

@@ -1,0 +1,193 @@
+"""The `tokenmill` command: run steps as Prefect flows, list and inspect versions.
+
+Config, input paths and `--from` versions are checked before Prefect starts, so a mistake
+is one line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tokenmill.corpus.errors import ConfigError, InputError, TokenmillError
+from tokenmill.flows.env import configure_prefect_env
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="tokenmill: versioned pretraining corpora, from raw text to trained-model results.",
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="TOML config file (every setting has a default).")
+StoreOption = typer.Option(None, "--store", help="store root (overrides store.root), a path or fsspec URL.")
+JsonOption = typer.Option(False, "--json", help="machine-readable JSON output.")
+
+
+def _overrides(sets: list[str], store: str | None, dask_address: str | None = None) -> dict[str, Any]:
+    """`--set` pairs and the shortcut flags as one {dotted key: value} mapping for the flows."""
+    from tokenmill.flows.config import parse_overrides
+
+    flat = parse_overrides(sets)
+    if store:
+        flat["store.root"] = store
+    if dask_address:
+        flat["dask.address"] = dask_address
+    return flat
+
+
+def _store(config: str | None, store: str | None):
+    from tokenmill.corpus.store import Store
+    from tokenmill.flows.config import load_config
+
+    return Store(load_config(config, _overrides([], store)).store.root)
+
+
+@app.command()
+def run(
+    steps: Optional[list[str]] = typer.Argument(None, help="steps to run (default: pipeline.steps)."),
+    config: Optional[str] = ConfigOption,
+    from_version: Optional[str] = typer.Option(None, "--from", help="input version for the first step run."),
+    sets: list[str] = typer.Option([], "--set", "-s", help="override a setting: step.key=value (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="recompute versions even if committed."),
+    store: Optional[str] = StoreOption,
+    dask_address: Optional[str] = typer.Option(None, "--dask-address", help="scheduler of an existing Dask cluster."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Run the pipeline, or chosen steps, and print each version committed or found cached."""
+    from tokenmill.corpus.store import Store
+    from tokenmill.flows.config import load_config
+    from tokenmill.flows.pipeline import initial_state, plan_steps
+    from tokenmill.flows.steps import STEPS
+
+    overrides = _overrides(sets, store, dask_address)
+    cfg = load_config(config, overrides)
+    order = plan_steps(cfg.pipeline.steps, list(steps or []), from_version)
+    initial_state(Store(cfg.store.root), from_version)
+    for name in order:
+        if STEPS[name].preflight is not None:
+            STEPS[name].preflight(getattr(cfg, name))
+
+    from tokenmill.flows.pipeline import pipeline
+
+    results = pipeline(
+        config_path=config, overrides=overrides, steps=list(steps or []), from_version=from_version, force=force
+    )
+    if as_json:
+        out.print_json(json.dumps(results))
+
+
+@app.command()
+def versions(
+    step: Optional[str] = typer.Option(None, "--step", help="only versions of this step."),
+    config: Optional[str] = ConfigOption,
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List committed versions, oldest first."""
+    manifests = _store(config, store).versions(step)
+    if as_json:
+        out.print_json(json.dumps([_version_row(m) for m in manifests]))
+        return
+    table = Table("version", "created", "docs in", "kept", "rejected", "inputs")
+    for m in manifests:
+        row = _version_row(m)
+        table.add_row(row["id"], row["created"], *(_fmt(row[k]) for k in ("docs_in", "docs_out", "docs_rejected")),
+                      ", ".join(m.inputs))
+    out.print(table)
+
+
+def _version_row(manifest: Any) -> dict[str, Any]:
+    return {
+        "id": manifest.id,
+        "step": manifest.step,
+        "created": manifest.created.isoformat(timespec="seconds"),
+        "inputs": manifest.inputs,
+        "docs_in": manifest.stats.get("docs_in"),
+        "docs_out": manifest.stats.get("docs_out"),
+        "docs_rejected": manifest.stats.get("docs_rejected"),
+    }
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else ("" if value is None else str(value))
+
+
+@app.command()
+def show(
+    version: str = typer.Argument(..., help="a version id, e.g. load-0123456789ab."),
+    config: Optional[str] = ConfigOption,
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show a version's manifest and its lineage back to the ingest step."""
+    st = _store(config, store)
+    manifest = st.manifest(version)
+    lineage = st.lineage(version)
+    if as_json:
+        payload = {"manifest": manifest.model_dump(mode="json"), "lineage": [m.id for m in lineage]}
+        out.print_json(json.dumps(payload))
+        return
+    out.print(f"[bold]{manifest.id}[/bold]  step={manifest.step}  code={manifest.code_version}  "
+              f"created={manifest.created.isoformat(timespec='seconds')}  wall={manifest.wall_seconds}s")
+    out.print("lineage: " + " → ".join(m.id for m in lineage))
+    table = Table("setting", "value")
+    for key, value in sorted(manifest.params.items()):
+        table.add_row(key, json.dumps(value))
+    out.print(table)
+    files = Table("file", "rows", "bytes", "sha256")
+    for f in manifest.files:
+        files.add_row(f.path, _fmt(f.rows), _fmt(f.bytes), f.sha256[:16])
+    out.print(files)
+
+
+@app.command()
+def stats(
+    version: str = typer.Argument(..., help="a version id."),
+    config: Optional[str] = ConfigOption,
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Print a version's statistics: docs and bytes in and out, drops per reason, languages, domains."""
+    figures = _store(config, store).read_json(version, "stats.json")
+    if as_json:
+        out.print_json(json.dumps(figures))
+        return
+    headline = Table("figure", "value", title=version)
+    for key, value in figures.items():
+        if not isinstance(value, (dict, list)):
+            headline.add_row(key, _fmt(value))
+    out.print(headline)
+    for title in ("rejected", "counters", "langs", "top_domains"):
+        section = figures.get(title) or {}
+        if section:
+            table = Table(title, "value", title=title)
+            for key, value in section.items():
+                table.add_row(key, _fmt(value) if not isinstance(value, dict) else
+                              ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()))
+            out.print(table)
+
+
+def main() -> None:
+    """Entry point: typed errors become one line on stderr and exit code 2 (fix) or 1 (retry)."""
+    configure_prefect_env()
+    try:
+        app(standalone_mode=False)
+    except TokenmillError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2 if isinstance(exc, (ConfigError, InputError)) else 1)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,64 @@
+"""The body every step flow shares: config, store, cluster, the plain step function, artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+from rich.console import Console
+
+from tokenmill.corpus.runtime import dask_client
+from tokenmill.corpus.step import Version
+from tokenmill.corpus.store import Store
+from tokenmill.flows.config import load_config
+from tokenmill.flows.steps import STEPS
+
+console = Console(stderr=True)
+
+
+def run_step(
+    name: str,
+    config_path: str | None,
+    overrides: dict[str, Any] | None,
+    force: bool,
+    inputs: dict[str, str | None],
+) -> str:
+    """Run one step as configured and return its version id, committed or cached."""
+    config = load_config(config_path, overrides or {})
+    spec = STEPS[name]
+    missing = [key for key, value in inputs.items() if not value]
+    if missing:
+        from tokenmill.corpus.errors import InputError
+
+        raise InputError(f"step '{name}' needs {', '.join(missing)} (give --from VERSION)")
+    store = Store(config.store.root)
+    with dask_client(config.dask) as client:
+        version: Version = spec.run(store, getattr(config, name), client, force=force, **inputs)
+    state = "cached" if version.cached else "committed"
+    console.print(f"[bold]{name}[/bold] {version.id} [dim]{state}[/dim]")
+    publish_summary(version)
+    return version.id
+
+
+def summary_markdown(version: Version) -> str:
+    """The headline figures and drops per reason, as a Prefect artifact shows them."""
+    manifest = version.manifest
+    lines = [
+        f"# {manifest.step} `{manifest.id}`",
+        "",
+        f"{'cached' if version.cached else 'committed'} · inputs: {', '.join(manifest.inputs) or 'none'}",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {key} | {value:,} |" if isinstance(value, int) else f"| {key} | {value} |"
+              for key, value in manifest.stats.items()]
+    return "\n".join(lines)
+
+
+def publish_summary(version: Version) -> None:
+    create_markdown_artifact(
+        markdown=summary_markdown(version),
+        key=f"{version.manifest.step}-summary",
+        description=f"{version.manifest.step} {version.id}",
+    )

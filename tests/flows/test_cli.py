@@ -1,0 +1,153 @@
+"""End to end through the `tokenmill` command: caching, errors, SIGKILL, an external cluster, the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tokenmill.corpus.load import LoadParams, run_load
+from tokenmill.corpus.store import Store
+
+pytestmark = pytest.mark.slow
+CLI = [sys.executable, "-c", "from tokenmill.flows.cli import main; main()"]
+
+
+def tokenmill(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"tokenmill {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def big_jsonl(path: Path, docs: int) -> Path:
+    with path.open("w") as f:
+        for i in range(docs):
+            f.write(json.dumps({"text": f"document {i}: " + "lorem ipsum dolor sit amet " * 40}) + "\n")
+    return path
+
+
+def test_run_twice_is_cached_and_a_changed_setting_is_a_new_version(tmp_path, write_jsonl):
+    data = write_jsonl(tmp_path / "in.jsonl", [{"body": f"text number {i}"} for i in range(50)])
+    args = ["run", "--store", str(tmp_path / "store"), "--set", f"load.paths=['{data}']", "--json"]
+    first = tokenmill(*args, "--set", "load.text_field=body", cwd=tmp_path)
+    vid = json.loads(first.stdout)["load"]
+    assert "committed" in first.stderr
+    second = tokenmill(*args, "--set", "load.text_field=body", cwd=tmp_path)
+    assert json.loads(second.stdout)["load"] == vid and "cached" in second.stderr
+    changed = tokenmill(*args, "--set", "load.text_field=body", "--set", "load.chunk_mb=1", cwd=tmp_path)
+    assert json.loads(changed.stdout)["load"] != vid
+
+    listed = json.loads(tokenmill("versions", "--store", str(tmp_path / "store"), "--json", cwd=tmp_path).stdout)
+    assert len(listed) == 2 and listed[0]["id"] == vid and listed[0]["docs_out"] == 50
+    shown = json.loads(tokenmill("show", vid, "--store", str(tmp_path / "store"), "--json", cwd=tmp_path).stdout)
+    assert shown["manifest"]["params"]["text_field"] == "body" and shown["lineage"] == [vid]
+    stats = json.loads(tokenmill("stats", vid, "--store", str(tmp_path / "store"), "--json", cwd=tmp_path).stdout)
+    assert stats["docs_out"] == 50
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--set", "load.chunk_mb=fast"], "load.chunk_mb: Input should be a valid number"),
+        (["run", "--set", "load.paths=['/no/such/file.jsonl']"], "load.paths: '/no/such/file.jsonl' does not exist"),
+        (["run", "--config", "missing.toml"], "config file missing.toml does not exist"),
+        (["show", "load-0123456789ab"], "version 'load-0123456789ab' is not in the store"),
+        (["run", "--from", "load-0123456789ab", "load"], "--from: version 'load-0123456789ab' is not in the store"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message):
+    result = tokenmill(*args, cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sigkill_before_the_manifest_leaves_nothing_committed_and_a_rerun_matches(tmp_path, client):
+    data = big_jsonl(tmp_path / "in.jsonl", 20_000)
+    store_path = tmp_path / "store"
+    settings = ["--set", f"load.paths=['{data}']", "--set", "load.chunk_mb=0.1", "--store", str(store_path)]
+    process = subprocess.Popen([*CLI, "run", *settings], cwd=tmp_path, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    staged: list[Path] = []
+    while time.time() < deadline and not staged and process.poll() is None:
+        staged = list(store_path.glob("load/.staging/*/part-*.parquet"))
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert staged, "the run ended before any part was written"
+
+    store = Store(str(store_path))
+    assert store.versions() == []
+    params = LoadParams(paths=[str(data)], chunk_mb=0.1)
+    resumed = run_load(store, params, client)
+    assert not list(store_path.glob("load/.staging/*"))
+
+    reference_store = Store(str(tmp_path / "reference"))
+    reference = run_load(reference_store, params, client)
+    assert resumed.id == reference.id
+    a = store.read_docs(resumed.id).compute().sort_values("id")
+    b = reference_store.read_docs(reference.id).compute().sort_values("id")
+    assert len(a) == 20_000 and a.id.tolist() == b.id.tolist() and a.text.tolist() == b.text.tolist()
+    checksums = lambda m: sorted((f.path, f.sha256) for f in m.files if f.path.endswith(".parquet"))  # noqa: E731
+    assert checksums(resumed.manifest) == checksums(reference.manifest)
+
+
+@pytest.fixture
+def external_cluster(tmp_path):
+    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1."""
+    scheduler_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 60
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        for _ in range(2):
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
+                                           "--scheduler-file", str(scheduler_file), "--nworkers", "1",
+                                           "--nthreads", "1", "--no-dashboard"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = json.loads(scheduler_file.read_text())["address"]
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def test_external_cluster_gives_the_same_version_as_the_local_cluster(tmp_path, client, external_cluster):
+    from tokenmill.corpus.runtime import DaskSettings, dask_client
+
+    data = big_jsonl(tmp_path / "in.jsonl", 3_000)
+    params = LoadParams(paths=[str(data)], chunk_mb=0.2)
+    local_store, remote_store = Store(str(tmp_path / "local")), Store(str(tmp_path / "remote"))
+    local = run_load(local_store, params, client)
+    with dask_client(DaskSettings(address=external_cluster)) as remote_client:
+        remote_client.wait_for_workers(2, timeout=60)
+        assert remote_client.scheduler.address == external_cluster
+        assert len(remote_client.scheduler_info()["workers"]) == 2
+        remote = run_load(remote_store, params, remote_client)
+    assert remote.id == local.id
+    sums = lambda m: sorted((f.path, f.sha256) for f in m.files if f.path.endswith(".parquet"))  # noqa: E731
+    assert sums(remote.manifest) == sums(local.manifest)
+
+
+def test_demo_run_with_no_config_loads_python_documentation(tmp_path):
+    result = tokenmill("run", "--json", cwd=tmp_path)
+    vid = json.loads(result.stdout)["load"]
+    store = Store(str(tmp_path / "tokenmill-data"))
+    manifest = store.manifest(vid)
+    assert manifest.stats["docs_out"] > 1_000
+    assert manifest.stats["bytes_out"] > 5 * 2**20
+    sample = store.read_docs(vid, columns=["text"]).head(50)
+    assert sample.text.str.split().str.len().mean() > 20, "real prose, not fragments"
