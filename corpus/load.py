@@ -62,7 +62,9 @@ class LoadParams(BaseModel):
         default=None, description="JSONL field or Parquet column holding the URL (default: the file path)"
     )
     text_per_line: bool = Field(default=False, description="plain text: one doc per non-blank line, not per file")
-    chunk_mb: float = Field(default=64, gt=0, le=4096, description="byte range per task for JSONL and text lines")
+    chunk_mb: float = Field(
+        default=32, gt=0, le=4096, description="byte range per task for uncompressed JSONL and text lines"
+    )
     python_docs_max_mb: float = Field(default=20, gt=0, description="size cap of the python-docs:// demo text")
 
 
