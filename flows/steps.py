@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from tokenmill.corpus.load import LoadParams, check_paths, run_load
+from tokenmill.tokenize.pack import PackParams, run_pack
+from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,15 @@ STEPS: dict[str, StepSpec] = {
         StepSpec(
             "load", LoadParams, run_load, {}, "docs", "load local or fsspec files into a docs version", check_paths
         ),
+        StepSpec(
+            "tokenizer", TokenizerParams, run_tokenizer, {"input_version": "docs"}, "tokenizer",
+            "train a sentencepiece BPE tokenizer on a deterministic sample of a docs version",
+        ),
+        StepSpec(
+            "pack", PackParams, run_pack, {"input_version": "docs", "tokenizer_version": "tokenizer"}, "pack",
+            "encode docs into token shards: train/val split, decontamination, seeded order",
+        ),
     ]
 }
 
-DEFAULT_PIPELINE = ["load"]
+DEFAULT_PIPELINE = ["load", "tokenizer", "pack"]

@@ -1,0 +1,124 @@
+"""Benchmark of the tokenizer and pack steps on the python-docs demo text.
+
+Rows: tokenizer training (wall, peak driver memory), pack end to end beside plain
+single-process sentencepiece on the same text in the same run (the issue's target: pack
+at >= 80 % of that speed times the worker count), and shard writing alone.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from fsspec.implementations.local import LocalFileSystem
+
+from tokenmill.corpus.load import LoadParams, run_load
+from tokenmill.corpus.step import read_batches
+from tokenmill.corpus.store import Store
+from tokenmill.tokenize.pack import PackParams, run_pack
+from tokenmill.tokenize.shards import write_shard
+from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
+
+BENCH_VOCAB = 16_000
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs, sampled every 50 ms."""
+
+    def __enter__(self) -> PeakRSS:
+        self.process, self.peak, self.stop = psutil.Process(), 0, threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            self.stop.wait(0.05)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def row(case: str, mb: float, docs: int, wall: float, **extra: Any) -> dict[str, Any]:
+    return {"step": "tokenize", "case": case, "mb": round(mb, 2), "docs": docs, "wall_s": round(wall, 3),
+            "mb_per_s": round(mb / wall, 3) if wall else None, "docs_per_s": round(docs / wall, 1) if wall else None,
+            **extra}
+
+
+def single_process_encode(store: Store, docs_vid: str, tok_vid: str) -> tuple[float, int, int, float]:
+    """(MB, docs, tokens, seconds) of plain sentencepiece encoding the version in this one process."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_proto=store.fs.cat(f"{store.version_dir(tok_vid)}/tokenizer.model"))
+    texts = [t for url in store.files(docs_vid) for table in read_batches(url, ["text"])
+             for t in table["text"].to_pylist() if t]
+    started = time.perf_counter()
+    tokens = sum(len(x) for i in range(0, len(texts), 256) for x in sp.encode(texts[i:i + 256]))
+    wall = time.perf_counter() - started
+    return sum(len(t.encode("utf-8", "surrogatepass")) for t in texts) / 2**20, len(texts), tokens, wall
+
+
+def bench(size_mb: float, workdir: Path, client: Any) -> list[dict[str, Any]]:
+    store = Store(str(workdir / "bench-tokenize-store"))
+    docs = run_load(store, LoadParams(python_docs_max_mb=size_mb), client, force=True)
+    mb = docs.manifest.stats["bytes_out"] / 2**20
+    n_docs = docs.manifest.stats["docs_out"]
+    workers = len(client.scheduler_info()["workers"])
+    rows = []
+
+    base = psutil.Process().memory_info().rss
+    with PeakRSS() as peak:
+        started = time.perf_counter()
+        tok = run_tokenizer(store, TokenizerParams(vocab_size=BENCH_VOCAB), client, force=True, input_version=docs.id)
+        wall = time.perf_counter() - started
+    stats = tok.manifest.stats
+    rows.append(row("tokenizer_train", stats["sample_chars"] / 2**20, stats["sample_docs"], wall,
+                    trainer_s=stats["train_seconds"], vocab_size=stats["vocab_size"],
+                    peak_rss_mb=round(peak.peak / 2**20, 1), peak_rss_growth_mb=round((peak.peak - base) / 2**20, 1),
+                    chars_per_token=stats["chars_per_token"], bytes_per_token=stats["bytes_per_token"],
+                    byte_fallback_share=stats["byte_fallback_share"]))
+
+    single_mb, single_docs, single_tokens, single_wall = single_process_encode(store, docs.id, tok.id)
+    rows.append(row("spm_single_process", single_mb, single_docs, single_wall,
+                    tokens_per_s=round(single_tokens / single_wall)))
+
+    started = time.perf_counter()
+    pack = run_pack(store, PackParams(), client, force=True, input_version=docs.id, tokenizer_version=tok.id)
+    wall = time.perf_counter() - started
+    tokens = pack.manifest.stats["tokens"]
+    target = 0.8 * workers * single_mb / single_wall
+    rows.append(row("pack", mb, n_docs, wall, tokens_per_s=round(tokens / wall), workers=workers,
+                    mb_per_s_per_worker=round(mb / wall / workers, 3), target_mb_per_s=round(target, 3),
+                    share_of_target=round(mb / wall / target, 3)))
+
+    tokens_array = np.random.default_rng(0).integers(0, BENCH_VOCAB, size=max(tokens, 1_000_000), dtype=np.uint16)
+    doc_arrays = np.array_split(tokens_array, max(n_docs, 1))
+    out = workdir / "bench-tokenize-shard"
+    os.makedirs(out, exist_ok=True)
+    started = time.perf_counter()
+    write_shard(LocalFileSystem(), str(out), "train-00000", doc_arrays, len(tokens_array), len(doc_arrays),
+                BENCH_VOCAB, "eos", 2)
+    wall = time.perf_counter() - started
+    rows.append(row("shard_write", tokens_array.nbytes / 2**20, len(doc_arrays), wall,
+                    tokens_per_s=round(len(tokens_array) / wall)))
+    return rows
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    import tempfile
+
+    from tokenmill.corpus.runtime import DaskSettings, dask_client
+
+    size = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    with tempfile.TemporaryDirectory() as tmp, dask_client(DaskSettings(n_workers=2)) as dask_client_:
+        for result in bench(size, Path(tmp), dask_client_):
+            print(json.dumps(result))

@@ -1,0 +1,40 @@
+"""The evaluation texts that pack decontaminates against: docs versions, JSONL or plain text files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import fsspec
+
+from tokenmill.corpus.errors import InputError
+from tokenmill.corpus.step import read_batches
+from tokenmill.corpus.store import Store, step_of
+
+
+def is_version(store: Store, name: str) -> bool:
+    try:
+        step_of(name)
+    except InputError:
+        return False
+    return store.exists(name)
+
+
+def eval_texts(store: Store, sources: list[str]) -> Iterator[str]:
+    """Texts of the decontamination set: docs versions, JSONL (`text` field) or whole text files."""
+    import orjson
+
+    for source in sources:
+        if is_version(store, source):
+            for url in store.files(source):
+                for table in read_batches(url, ["text"]):
+                    yield from (t for t in table["text"].to_pylist() if t)
+            continue
+        files = fsspec.open_files(source, "rt", encoding="utf-8")
+        if not files:
+            raise InputError(f"pack.decontaminate: '{source}' is neither a version nor an existing path")
+        for opened in files:
+            with opened as f:
+                if opened.path.endswith((".jsonl", ".ndjson")):
+                    yield from (orjson.loads(line)["text"] for line in f if line.strip())
+                else:
+                    yield f.read()

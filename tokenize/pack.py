@@ -1,0 +1,325 @@
+"""The pack step: encode a docs version with a tokenizer version into token shards for training.
+
+Outline: (1) every input part is encoded on a Dask worker (the model loaded once per worker
+process), training docs overlapping the eval texts and docs with no tokens are dropped to
+`rejected/`, and tokens go to a scratch file; only per-doc lengths and hashes come back.
+(2) The driver splits train/val by a hash of the doc id, orders each split by a seeded hash
+(a permutation independent of partitioning) and cuts it into shards. (3) Workers gather each
+shard's docs from the scratch files and write `<split>-NNNNN.bin` / `.idx`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenmill.corpus.errors import InputError
+from tokenmill.corpus.parts import _PartWriter
+from tokenmill.corpus.schema import REJECTED_SCHEMA
+from tokenmill.corpus.stats import DocStats, length_bin_edges, log2_histogram
+from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches
+from tokenmill.corpus.store import FileEntry, Store, version_id
+from tokenmill.tokenize.decontam import eval_ngrams, overlaps
+from tokenmill.tokenize.evalset import eval_texts
+from tokenmill.tokenize.sampling import id_keys, id_units
+from tokenmill.tokenize.shards import BOUNDARY_CODES, MAX_SHARD_TOKENS, token_dtype, write_shard
+from tokenmill.tokenize.trainer import BOS_ID, EOS_ID, MODEL_FILE, write_bytes
+
+STEP = "pack"
+CODE_VERSION = "pack-v1"
+SPLIT_SALT = "pack-split"
+SCRATCH = "_encoded"
+REASON_DECONTAMINATED = "pack:decontaminated"
+REASON_EMPTY = "pack:empty"
+
+
+class PackParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    boundary: Literal["eos", "bos"] = Field(
+        default="eos", description="document boundary token: EOS after each doc, or BOS before it"
+    )
+    val_fraction: float = Field(default=0.005, ge=0, lt=1, description="share of docs (by id hash) in validation")
+    val_max_tokens: int = Field(
+        default=10_000_000, ge=0, description="cap on validation tokens; docs past it (by hash order) go to train"
+    )
+    decontaminate: list[str] = Field(
+        default_factory=list,
+        description="eval texts (files, globs, or docs version ids) whose n-grams docs must not share",
+    )
+    decontaminate_ngram_words: int = Field(
+        default=13, ge=1, description="words per n-gram for decontamination (13, as in GPT-3)"
+    )
+    shard_tokens: int = Field(
+        default=100_000_000, ge=1, le=MAX_SHARD_TOKENS,
+        description="tokens per shard (a shard ends after the doc that reaches it)",
+    )
+    seed: int = Field(default=0, description="seed of the document order inside each split")
+    encode_batch_docs: int = Field(default=256, ge=1, description="docs per sentencepiece encode call")
+    encode_threads: int = Field(
+        default=1, ge=1, description="threads per encode call; measured no gain, parallelism comes from Dask workers"
+    )
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """What every encode task needs, bound once with functools-style arguments."""
+
+    model_url: str
+    model_sha256: str
+    scratch_url: str
+    out_url: str
+    dtype: str
+    boundary: str
+    ngram_words: int
+    batch_docs: int
+    threads: int
+    newline_id: int | None
+
+
+@dataclass
+class EncodedPart:
+    tokens_url: str
+    ids: list[str]
+    lengths: np.ndarray
+    offsets: np.ndarray
+    files: list[FileEntry] = field(default_factory=list)
+    stats: DocStats = field(default_factory=DocStats)
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def load_model(url: str, sha256: str) -> Any:
+    """The sentencepiece model, read once per worker process and checked against its manifest checksum."""
+    if sha256 not in _MODELS:
+        import sentencepiece as spm
+
+        with fsspec.open(url, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise InputError(f"pack: tokenizer model {url} does not match its manifest checksum")
+        _MODELS[sha256] = spm.SentencePieceProcessor(model_proto=data)
+    return _MODELS[sha256]
+
+
+def with_boundary(ids: Sequence[Sequence[int]], boundary: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """The docs' tokens with BOS before or EOS after each, flattened; and each doc's length."""
+    lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.empty(int(lengths.sum()), dtype=dtype)
+    pos = 0
+    marker = BOS_ID if boundary == "bos" else EOS_ID
+    for doc, n in zip(ids, lengths):
+        start, stop = (pos + 1, pos + n) if boundary == "bos" else (pos, pos + n - 1)
+        flat[start:stop] = doc
+        flat[pos if boundary == "bos" else pos + n - 1] = marker
+        pos += n
+    return flat, lengths
+
+
+def encode_docs(sp: Any, texts: list[str], newline_id: int | None, threads: int) -> list[list[int]]:
+    """Encode docs; when newline is a user-defined piece no merge crosses it, so lines are encoded
+    apart and joined with it: the same ids, about twice as fast on long docs (BPE merging cost
+    grows faster than the length of the span it merges)."""
+    if newline_id is None:
+        return sp.encode(texts, num_threads=threads)
+    split = [t.split("\n") for t in texts]
+    flat = sp.encode([line for lines in split for line in lines], num_threads=threads)
+    docs, pos = [], 0
+    for lines in split:
+        doc = list(flat[pos])
+        for line_ids in flat[pos + 1:pos + len(lines)]:
+            doc.append(newline_id)
+            doc.extend(line_ids)
+        docs.append(doc)
+        pos += len(lines)
+    return docs
+
+
+def _rejected(table: pa.Table, mask: np.ndarray, reason: str) -> pa.Table:
+    dropped = table.filter(pa.array(mask))
+    return dropped.append_column("reason", pa.array([reason] * dropped.num_rows, pa.string()))
+
+
+def encode_part(index: int, url: str, job: EncodeJob, eval_hashes: np.ndarray) -> EncodedPart:
+    """Encode one input part into a scratch token file; drop overlapping and empty docs with reasons."""
+    sp = load_model(job.model_url, job.model_sha256)
+    name = f"part-{index:05d}.parquet"
+    rejected = _PartWriter(f"{job.out_url}/rejected/{name}", f"rejected/{name}", REJECTED_SCHEMA)
+    out = EncodedPart(tokens_url=f"{job.scratch_url}/part-{index:05d}.tok", ids=[], lengths=np.zeros(0, np.int64),
+                      offsets=np.zeros(0, np.int64))
+    lengths, written = [], 0
+    with fsspec.open(out.tokens_url, "wb", auto_mkdir=True) as tokens_file:
+        for table in read_batches(url, batch_rows=job.batch_docs):
+            texts = table["text"].to_pylist()
+            dirty = np.array([overlaps(t or "", eval_hashes, job.ngram_words) for t in texts], dtype=bool)
+            encoded = encode_docs(sp, [t or "" for t, d in zip(texts, dirty) if not d], job.newline_id, job.threads)
+            empty = np.zeros(len(texts), dtype=bool)
+            empty[np.flatnonzero(~dirty)] = [len(x) == 0 for x in encoded]
+            for mask, reason in ((dirty, REASON_DECONTAMINATED), (empty, REASON_EMPTY)):
+                if mask.any():
+                    dropped = _rejected(table, mask, reason)
+                    rejected.write(dropped)
+                    out.stats.add_rejected(dropped)
+            kept = table.filter(pa.array(~dirty & ~empty))
+            out.stats.add_kept(kept)
+            flat, doc_lengths = with_boundary([x for x in encoded if x], job.boundary, job.dtype)
+            tokens_file.write(flat.tobytes())
+            out.ids.extend(kept["id"].to_pylist())
+            lengths.append(doc_lengths)
+            written += len(flat)
+    out.lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    out.offsets = np.cumsum(out.lengths) - out.lengths
+    entry = rejected.close(keep_empty=False)
+    out.files = [entry] if entry else []
+    out.stats.counters["tokens"] += written
+    return out
+
+
+def split_val(ids: list[str], lengths: np.ndarray, fraction: float, max_tokens: int) -> np.ndarray:
+    """Which docs are validation: hash of id below `fraction`, the lowest hashes first up to `max_tokens`."""
+    units = id_units(ids, SPLIT_SALT)
+    candidates = np.flatnonzero(units < fraction)
+    candidates = candidates[np.argsort(units[candidates], kind="stable")]
+    within = candidates[np.cumsum(lengths[candidates]) <= max_tokens]
+    val = np.zeros(len(ids), dtype=bool)
+    val[within] = True
+    return val
+
+
+def shard_plan(order: np.ndarray, lengths: np.ndarray, shard_tokens: int) -> list[np.ndarray]:
+    """Docs (in `order`) grouped into shards by where each starts, so a shard passes the size by one doc at most."""
+    if len(order) == 0:
+        return []
+    starts = np.cumsum(lengths[order]) - lengths[order]
+    _, shard_of = np.unique(starts // shard_tokens, return_inverse=True)
+    bounds = np.flatnonzero(np.diff(shard_of)) + 1
+    return np.split(order, bounds)
+
+
+def shard_docs(token_urls: list[str], parts: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+               dtype: str) -> Iterator[np.ndarray]:
+    """Read the shard's docs from the scratch files, keeping one open handle per file."""
+    width = np.dtype(dtype).itemsize
+    handles: dict[int, Any] = {}
+    try:
+        for part, offset, n in zip(parts.tolist(), offsets.tolist(), lengths.tolist()):
+            if part not in handles:
+                handles[part] = fsspec.open(token_urls[part], "rb").open()
+            handle = handles[part]
+            handle.seek(offset * width)
+            yield np.frombuffer(handle.read(n * width), dtype=dtype)
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def write_split_shard(fs: Any, path: str, name: str, token_urls: list[str], parts: np.ndarray, offsets: np.ndarray,
+                      lengths: np.ndarray, dtype: str, vocab_size: int, boundary: str) -> list[FileEntry]:
+    docs = shard_docs(token_urls, parts, offsets, lengths, dtype)
+    marker = BOS_ID if boundary == "bos" else EOS_ID
+    return write_shard(fs, path, name, docs, int(lengths.sum()), len(lengths), vocab_size, boundary, marker)
+
+
+def tokenizer_info(store: Store, tokenizer_version: str) -> tuple[str, str, int, int | None]:
+    """(model URL, model sha256, vocab size, id of a user-defined newline piece) of a tokenizer version."""
+    manifest = store.manifest(tokenizer_version)
+    if manifest.step != "tokenizer":
+        raise InputError(f"pack: '{tokenizer_version}' is a {manifest.step} version, not a tokenizer")
+    sha = next(f.sha256 for f in manifest.files if f.path == MODEL_FILE)
+    url = store.uri(f"{store.version_dir(tokenizer_version)}/{MODEL_FILE}")
+    return url, sha, int(manifest.stats["vocab_size"]), manifest.stats.get("newline_id")
+
+
+LISTING = "shard_docs.arrow"
+LISTING_SCHEMA = pa.schema([("split", pa.string()), ("shard", pa.int32()), ("position", pa.int32()),
+                            ("id", pa.string()), ("tokens", pa.int64())])
+
+
+def docs_listing(rows: list[dict[str, Any]]) -> bytes:
+    """Which doc sits where (split, shard, position): Arrow IPC, so it is never taken for a docs part."""
+    sink = io.BytesIO()
+    feather.write_feather(pa.Table.from_pylist(rows, schema=LISTING_SCHEMA), sink, compression="zstd")
+    return sink.getvalue()
+
+
+def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = False, input_version: str,
+             tokenizer_version: str) -> Version:
+    """Commit a pack version of `input_version` encoded with `tokenizer_version` (or find it cached)."""
+    settings = params_json(params)
+    inputs = [input_version, tokenizer_version]
+    vid = version_id(STEP, settings, inputs, CODE_VERSION)
+    cached = find_cached(store, vid, force)
+    if cached:
+        return cached
+    model_url, model_sha, vocab_size, newline_id = tokenizer_info(store, tokenizer_version)
+    parts = input_parts(store, input_version)
+    hashes = eval_ngrams(eval_texts(store, params.decontaminate), params.decontaminate_ngram_words)
+    dtype = token_dtype(vocab_size).str
+    attempt = store.begin(STEP, vid)
+    job = EncodeJob(model_url, model_sha, f"{attempt.uri}/{SCRATCH}", attempt.uri, dtype, params.boundary,
+                    params.decontaminate_ngram_words, params.encode_batch_docs, params.encode_threads, newline_id)
+    broadcast = client.scatter(hashes, broadcast=True, hash=False)
+    encoded: list[EncodedPart] = client.gather(
+        [client.submit(encode_part, i, url, job, broadcast, pure=False) for i, url in enumerate(parts)])
+
+    ids = [i for part in encoded for i in part.ids]
+    lengths = np.concatenate([p.lengths for p in encoded])
+    offsets = np.concatenate([p.offsets for p in encoded])
+    part_of = np.concatenate([np.full(len(p.lengths), k) for k, p in enumerate(encoded)])
+    token_urls = [p.tokens_url for p in encoded]
+    val = split_val(ids, lengths, params.val_fraction, params.val_max_tokens)
+    keys = id_keys(ids, f"pack-order-{params.seed}")
+
+    futures, listing, shard_tokens = [], [], {"train": [], "val": []}
+    for split, members in (("train", ~val), ("val", val)):
+        chosen = np.flatnonzero(members)
+        order = chosen[np.argsort(keys[chosen], kind="stable")]
+        for number, docs in enumerate(shard_plan(order, lengths, params.shard_tokens)):
+            name = f"{split}-{number:05d}"
+            futures.append(client.submit(
+                write_split_shard, store.fs, attempt.path, name, token_urls, part_of[docs], offsets[docs],
+                lengths[docs], dtype, vocab_size, params.boundary, pure=False))
+            shard_tokens[split].append(int(lengths[docs].sum()))
+            listing.extend({"split": split, "shard": number, "position": pos, "id": ids[d], "tokens": int(lengths[d])}
+                           for pos, d in enumerate(docs.tolist()))
+    files = [entry for part in encoded for entry in part.files]
+    files.extend(entry for entries in client.gather(futures) for entry in entries)
+    store.fs.rm(f"{attempt.path}/{SCRATCH}", recursive=True)
+    files.append(write_bytes(attempt, LISTING, docs_listing(listing), rows=len(listing)))
+
+    doc_stats = DocStats()
+    for part in encoded:
+        doc_stats = doc_stats.merge(part.stats)
+    headline = {
+        **doc_stats.headline(),
+        "tokens": int(lengths.sum()),
+        "tokens_train": sum(shard_tokens["train"]),
+        "tokens_val": sum(shard_tokens["val"]),
+        "docs_train": int((~val).sum()),
+        "docs_val": int(val.sum()),
+        "docs_decontaminated": doc_stats.rejected.get(REASON_DECONTAMINATED, {}).get("docs", 0),
+        "shard_tokens": shard_tokens,
+        "dtype": np.dtype(dtype).name,
+        "boundary": params.boundary,
+        "boundary_id": BOS_ID if params.boundary == "bos" else EOS_ID,
+        "boundary_code": BOUNDARY_CODES[params.boundary],
+        "vocab_size": vocab_size,
+        "tokenizer_version": tokenizer_version,
+        "tokenizer_sha256": model_sha,
+        "decontaminate_ngrams": int(len(hashes)),
+    }
+    stats = {**doc_stats.to_json(), **headline,
+             "tokens_per_doc": {"bin_edges": length_bin_edges(), "counts": log2_histogram(pa.array(lengths))}}
+    files.append(attempt.write_json("stats.json", stats))
+    manifest = attempt.commit(settings, inputs, CODE_VERSION, files, headline, force=force)
+    return Version(manifest, cached=False)

@@ -1,0 +1,291 @@
+"""The tokenizer step: train a sentencepiece model on a deterministic sample of a docs version.
+
+The sample is chosen by a hash of the doc id on the workers (no collect of the corpus): one
+pass sums characters per hash bin, the driver picks the cutoffs that fit the budgets, a
+second pass returns the sampled text cut into training sentences, which are streamed to
+`SentencePieceTrainer.train(sentence_iterator=...)`. Sentences are cut to the trainer's
+`max_sentence_length`, because the trainer silently skips longer ones — a long web page
+would otherwise teach it nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tokenmill.corpus.errors import ConfigError, InputError
+from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches
+from tokenmill.corpus.store import FileEntry, Store, version_id
+from tokenmill.tokenize.sampling import UNIT_BINS, bins_within, id_units, unit_histogram
+
+STEP = "tokenizer"
+CODE_VERSION = "tokenizer-v1"
+SAMPLE_SALT = "tokenizer-sample"
+MODEL_FILE = "tokenizer.model"
+VOCAB_FILE = "tokenizer.vocab"
+UNK_ID, BOS_ID, EOS_ID, PAD_ID = 0, 1, 2, 3
+BYTE_PIECES = 256
+
+
+class TokenizerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    vocab_size: int = Field(default=32_000, ge=64, le=1_000_000, description="pieces in the vocabulary")
+    model_type: Literal["bpe", "unigram"] = Field(default="bpe", description="sentencepiece model type")
+    byte_fallback: bool = Field(default=True, description="unknown characters become UTF-8 byte pieces, never <unk>")
+    split_digits: bool = Field(default=True, description="every digit its own piece, as LLaMA does for arithmetic")
+    normalization_rule_name: Literal["identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf"] = Field(
+        default="identity", description="text normalization; identity keeps decode(encode(text)) == text"
+    )
+    remove_extra_whitespaces: bool = Field(default=False, description="collapse runs of spaces (breaks code)")
+    allow_whitespace_only_pieces: bool = Field(default=True, description="pieces of only spaces, for indentation")
+    add_dummy_prefix: bool = Field(
+        default=False, description="prepend a space to each text; off so concatenated docs decode exactly"
+    )
+    character_coverage: float = Field(
+        default=0.99995, gt=0, le=1, description="share of characters covered by pieces; the rest go through bytes"
+    )
+    num_threads: int | None = Field(default=None, ge=1, description="trainer threads (default: cores)")
+    pad: bool = Field(default=False, description="reserve id 3 for <pad>")
+    user_defined_symbols: list[str] = Field(
+        default_factory=lambda: ["\n"],
+        description="pieces always kept whole; newline by default so it is one token and never merges into words",
+    )
+    max_sentence_length: int = Field(
+        default=4192, ge=64, description="bytes per training sentence (the trainer skips longer ones, so text is cut)"
+    )
+    sample_max_chars: int = Field(default=100_000_000, ge=1, description="characters of text in the training sample")
+    heldout_fraction: float = Field(
+        default=0.01, ge=0, lt=0.5, description="share of characters held out to measure chars and bytes per token"
+    )
+    heldout_max_chars: int = Field(default=2_000_000, ge=0, description="cap on held-out characters")
+
+    @model_validator(mode="after")
+    def _room_for_bytes(self) -> TokenizerParams:
+        specials = 4 if self.pad else 3
+        needed = specials + len(self.user_defined_symbols) + (BYTE_PIECES if self.byte_fallback else 0) + 1
+        if self.vocab_size < needed:
+            raise ValueError(f"vocab_size {self.vocab_size} leaves no room for learned pieces (need > {needed - 1})")
+        return self
+
+
+def trainer_spec(params: TokenizerParams) -> dict[str, Any]:
+    """The keyword arguments given to the sentencepiece trainer, as the manifest records them."""
+    return {
+        "vocab_size": params.vocab_size,
+        "model_type": params.model_type,
+        "byte_fallback": params.byte_fallback,
+        "split_digits": params.split_digits,
+        "normalization_rule_name": params.normalization_rule_name,
+        "remove_extra_whitespaces": params.remove_extra_whitespaces,
+        "allow_whitespace_only_pieces": params.allow_whitespace_only_pieces,
+        "add_dummy_prefix": params.add_dummy_prefix,
+        "character_coverage": params.character_coverage,
+        "num_threads": params.num_threads or os.cpu_count() or 1,
+        "max_sentence_length": params.max_sentence_length,
+        "user_defined_symbols": list(params.user_defined_symbols),
+        "unk_id": UNK_ID,
+        "bos_id": BOS_ID,
+        "eos_id": EOS_ID,
+        "pad_id": PAD_ID if params.pad else -1,
+        "minloglevel": 1,
+    }
+
+
+def cut_line(line: str, max_bytes: int) -> list[str]:
+    """Pieces of at most `max_bytes` UTF-8 bytes, cut after a space where one exists, else between characters."""
+    data = line.encode("utf-8", "surrogatepass")
+    pieces = []
+    while len(data) > max_bytes:
+        cut = data.rfind(b" ", 0, max_bytes) + 1
+        if cut <= 0:
+            cut = max_bytes
+            while data[cut] & 0xC0 == 0x80:  # a UTF-8 continuation byte: back up to the character start
+                cut -= 1
+        pieces.append(data[:cut].decode("utf-8", "surrogatepass"))
+        data = data[cut:]
+    if data:
+        pieces.append(data.decode("utf-8", "surrogatepass"))
+    return pieces
+
+
+def training_sentences(text: str, max_bytes: int) -> list[str]:
+    """The text as training sentences: whole lines packed up to `max_bytes`, over-long lines cut."""
+    sentences: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.splitlines(keepends=True):
+        line_bytes = len(line.encode("utf-8", "surrogatepass"))
+        if size + line_bytes > max_bytes and current:
+            sentences.append("".join(current))
+            current, size = [], 0
+        if line_bytes > max_bytes:
+            sentences.extend(cut_line(line, max_bytes))
+            continue
+        current.append(line)
+        size += line_bytes
+    if current:
+        sentences.append("".join(current))
+    return sentences
+
+
+def heldout_figures(ids: list[list[int]], texts: list[str], is_byte: np.ndarray) -> dict[str, Any]:
+    """Characters and bytes per token and the share of byte-fallback tokens over held-out texts."""
+    tokens = sum(len(x) for x in ids)
+    if not tokens:
+        return {"heldout_docs": len(texts), "heldout_tokens": 0, "chars_per_token": None,
+                "bytes_per_token": None, "byte_fallback_share": None}
+    chars = sum(len(t) for t in texts)
+    nbytes = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+    byte_tokens = int(sum(int(is_byte[np.asarray(x, dtype=np.int64)].sum()) for x in ids))
+    return {
+        "heldout_docs": len(texts),
+        "heldout_tokens": tokens,
+        "chars_per_token": round(chars / tokens, 4),
+        "bytes_per_token": round(nbytes / tokens, 4),
+        "byte_fallback_share": round(byte_tokens / tokens, 6),
+    }
+
+
+@dataclass
+class PartSample:
+    sentences: list[str] = field(default_factory=list)
+    heldout: list[str] = field(default_factory=list)
+    counters: Counter = field(default_factory=Counter)
+
+
+def part_histogram(url: str) -> np.ndarray:
+    """Characters per hash bin of one part: what each sample cutoff would take from it."""
+    hist = np.zeros(UNIT_BINS)
+    for table in read_batches(url, ["id", "text"]):
+        lengths = np.array([len(t or "") for t in table["text"].to_pylist()], dtype=np.float64)
+        hist += unit_histogram(id_units(table["id"].to_pylist(), SAMPLE_SALT), lengths)
+    return hist
+
+
+def sample_part(url: str, sample_below: float, heldout_from: float, max_bytes: int) -> PartSample:
+    """The part's sampled docs as training sentences, and its held-out docs whole."""
+    out = PartSample()
+    for table in read_batches(url, ["id", "text"]):
+        texts = table["text"].to_pylist()
+        for unit, text in zip(id_units(table["id"].to_pylist(), SAMPLE_SALT), texts):
+            if not text:
+                continue
+            if unit >= heldout_from:
+                out.heldout.append(text)
+            elif unit < sample_below:
+                sentences = training_sentences(text, max_bytes)
+                out.sentences.extend(sentences)
+                out.counters["sample_docs"] += 1
+                out.counters["sample_chars"] += len(text)
+                out.counters["sample_docs_cut"] += len(sentences) > 1
+    return out
+
+
+def sample_cutoffs(hist: np.ndarray, params: TokenizerParams) -> tuple[float, float]:
+    """(sample below, held out from) in hash units: the held-out top first, the sample from the bottom."""
+    bins = len(hist)
+    heldout_budget = min(params.heldout_max_chars, params.heldout_fraction * float(hist.sum()))
+    heldout_bins = bins_within(hist[::-1], heldout_budget)
+    sample_bins = max(1, bins_within(hist[: bins - heldout_bins], params.sample_max_chars))
+    return min(sample_bins, bins - heldout_bins) / bins, 1.0 - heldout_bins / bins
+
+
+def write_bytes(attempt: Any, name: str, data: bytes, rows: int | None = None) -> FileEntry:
+    """One file of a non-docs version (model, vocab, listing) into the attempt, with its checksum."""
+    with attempt.store.fs.open(f"{attempt.path}/{name}", "wb") as f:
+        f.write(data)
+    return FileEntry(path=name, rows=rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _train(sentences: Iterator[str], spec: dict[str, Any]) -> bytes:
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(sentence_iterator=sentences, model_writer=model, **spec)
+    except RuntimeError as error:
+        message = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
+        raise ConfigError(f"tokenizer: sentencepiece refused to train: {message}") from None
+    return model.getvalue()
+
+
+VOCAB_ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def vocab_text(sp: Any) -> bytes:
+    """`piece<TAB>score` per id, as sentencepiece writes it, with newline/CR/tab pieces escaped
+    so every piece stays on its own line (sentencepiece's own file breaks on them)."""
+    lines = (f"{sp.id_to_piece(i).translate(VOCAB_ESCAPES)}\t{sp.get_score(i):g}\n" for i in range(sp.vocab_size()))
+    return "".join(lines).encode()
+
+
+def run_tokenizer(
+    store: Store, params: TokenizerParams, client: Any, *, force: bool = False, input_version: str
+) -> Version:
+    """Commit a tokenizer version trained on a sample of `input_version` (or find it cached)."""
+    import sentencepiece as spm
+
+    settings = params_json(params)
+    vid = version_id(STEP, settings, [input_version], CODE_VERSION)
+    cached = find_cached(store, vid, force)
+    if cached:
+        return cached
+    parts = input_parts(store, input_version)
+    hist = sum(client.gather([client.submit(part_histogram, url, pure=False) for url in parts]))
+    if not np.any(hist):
+        raise InputError(f"tokenizer: version '{input_version}' has no text to train on")
+    sample_below, heldout_from = sample_cutoffs(hist, params)
+    futures = [
+        client.submit(sample_part, url, sample_below, heldout_from, params.max_sentence_length, pure=False)
+        for url in parts
+    ]
+    tally: Counter = Counter()
+    heldout: list[str] = []
+
+    def sentences() -> Iterator[str]:
+        for future in futures:
+            part = future.result()
+            future.release()
+            tally.update(part.counters)
+            heldout.extend(part.heldout)
+            for sentence in part.sentences:
+                tally["sentences"] += 1
+                if len(sentence.encode("utf-8", "surrogatepass")) > params.max_sentence_length:
+                    tally["sentences_skipped_too_long"] += 1
+                yield sentence
+
+    spec = trainer_spec(params)
+    attempt = store.begin(STEP, vid)
+    started = time.perf_counter()
+    model = _train(sentences(), spec)
+    train_seconds = time.perf_counter() - started
+    sp = spm.SentencePieceProcessor(model_proto=model)
+    files = [write_bytes(attempt, MODEL_FILE, model), write_bytes(attempt, VOCAB_FILE, vocab_text(sp))]
+    is_byte = np.array([sp.IsByte(i) for i in range(sp.vocab_size())], dtype=bool)
+    stats = {
+        "vocab_size": sp.vocab_size(),
+        "train_seconds": round(train_seconds, 3),
+        "model_sha256": files[0].sha256,
+        "newline_id": sp.piece_to_id("\n") if "\n" in params.user_defined_symbols else None,
+        "sample_below": sample_below,
+        "heldout_from": heldout_from,
+        "sentences_skipped_too_long": 0,
+        "sample_docs_cut": 0,
+        **dict(tally),
+        **heldout_figures(sp.encode(heldout), heldout, is_byte),
+    }
+    stats["trainer_spec"] = spec
+    files.append(attempt.write_json("stats.json", stats))
+    manifest = attempt.commit(settings, [input_version], CODE_VERSION, files, stats, force=force)
+    return Version(manifest, cached=False)
+
