@@ -32,11 +32,13 @@ class ModuleFile:
 
 
 def roots() -> list[Path]:
-    """The standard library, then each site-packages folder, as this interpreter sees them."""
-    paths = sysconfig.get_paths()
+    """The standard library, then every site-packages folder on `sys.path` (a venv's and,
+    with system site packages, the system's), as this interpreter imports them."""
+    candidates = [sysconfig.get_paths()["stdlib"]]
+    candidates += [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages")]
     found: list[Path] = []
-    for key in ("stdlib", "purelib", "platlib"):
-        path = Path(paths[key]).resolve()
+    for candidate in candidates:
+        path = Path(candidate).resolve()
         if path.is_dir() and path not in found:
             found.append(path)
     return found

@@ -42,6 +42,14 @@ def _overrides(sets: list[str], store: str | None, dask_address: str | None = No
     return flat
 
 
+def quiet_flow_failures() -> None:
+    """A failed flow run is reported once, by `main`, as one line; Prefect's own log of it
+    would add a traceback. Workers running deployments keep Prefect's logging."""
+    import logging
+
+    logging.getLogger("prefect.flow_runs").setLevel(logging.CRITICAL)
+
+
 def _store(config: str | None, store: str | None):
     from tokenmill.corpus.store import Store
     from tokenmill.flows.config import load_config
@@ -76,6 +84,7 @@ def run(
 
     from tokenmill.flows.pipeline import pipeline
 
+    quiet_flow_failures()
     results = pipeline(
         config_path=config, overrides=overrides, steps=list(steps or []), from_version=from_version, force=force
     )

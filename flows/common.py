@@ -62,3 +62,21 @@ def publish_summary(version: Version) -> None:
         key=f"{version.manifest.step}-summary",
         description=f"{version.manifest.step} {version.id}",
     )
+
+
+def docs_step_flow(name: str, description: str):
+    """The flow of a step that reads one docs version: the same typed parameters for each,
+    so every deployment shows `input_version`, `config_path`, `overrides` and `force`."""
+    from prefect import flow
+
+    @flow(name=name, description=description)
+    def step_flow(
+        input_version: str | None = None,
+        config_path: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        force: bool = False,
+    ) -> str:
+        """Returns the version id (committed now, or found cached)."""
+        return run_step(name, config_path, overrides, force, {"input_version": input_version})
+
+    return step_flow

@@ -23,6 +23,15 @@ def client() -> Iterator[Any]:
         yield dask
 
 
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API and database for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
     from tokenmill.corpus.store import Store
