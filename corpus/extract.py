@@ -17,4 +17,8 @@ def html_to_text(html: bytes | str) -> str:
     if isinstance(html, bytes):
         html = bytes_to_str(html, detect_encoding(html))
     tree = HTMLTree.parse(html)
-    return extract_plain_text(tree, main_content=True, alt_texts=False, preserve_formatting=True)
+    text = extract_plain_text(tree, main_content=True, alt_texts=False, preserve_formatting=True)
+    # Drop the tree here: a frame that Dask's profiler holds would otherwise free it on
+    # another thread, which resiliparse reports as "HTMLTreePy is unsendable".
+    del tree
+    return text

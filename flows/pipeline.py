@@ -15,12 +15,18 @@ from tokenmill.corpus.errors import ConfigError, InputError
 from tokenmill.corpus.runtime import dask_client
 from tokenmill.corpus.store import Store, step_of
 from tokenmill.flows.config import load_config
+from tokenmill.flows.crawl import crawl
 from tokenmill.flows.load import load
 from tokenmill.flows.pack import pack
 from tokenmill.flows.tokenizer import tokenizer
 from tokenmill.flows.steps import STEPS
 
-STEP_FLOWS = {"load": load, "tokenizer": tokenizer, "pack": pack}
+STEP_FLOWS = {
+    "crawl": crawl,
+    "load": load,
+    "tokenizer": tokenizer,
+    "pack": pack,
+}
 
 
 def plan_steps(configured: list[str], selected: list[str], from_version: str | None) -> list[str]:

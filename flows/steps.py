@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from tokenmill.corpus.crawl import CrawlParams, check_crawl, run_crawl
 from tokenmill.corpus.load import LoadParams, check_paths, run_load
 from tokenmill.tokenize.pack import PackParams, run_pack
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
@@ -34,6 +35,10 @@ STEPS: dict[str, StepSpec] = {
     for spec in [
         StepSpec(
             "load", LoadParams, run_load, {}, "docs", "load local or fsspec files into a docs version", check_paths
+        ),
+        StepSpec(
+            "crawl", CrawlParams, run_crawl, {}, "docs",
+            "polite, bounded, resumable web crawl from seed URLs into a docs version", check_crawl,
         ),
         StepSpec(
             "tokenizer", TokenizerParams, run_tokenizer, {"input_version": "docs"}, "tokenizer",

@@ -1,0 +1,93 @@
+"""URL rules of the crawl step: normalization, scope, and refusing private addresses.
+
+Pure helpers, no IO except `resolve`, so the rules are tested on known values and applied the
+same way to seeds, links and redirect targets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+SCHEMES = {"http", "https"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_url(url: str, strip_params: Iterable[str] = (), base: str | None = None) -> str | None:
+    """One spelling per page: scheme and host lower-cased, default port and fragment dropped,
+    tracking parameters removed, empty path as '/'. None for non-http(s) or malformed URLs."""
+    try:
+        parts = urlsplit(urljoin(base, url.strip()) if base else url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in SCHEMES or not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    stripped = set(strip_params)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in stripped])
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def host_of(url: str) -> str:
+    """The host:port key that politeness and robots.txt are per."""
+    return urlsplit(url).netloc
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which URLs the crawl may visit: allowed domains (with their subdomains) and regex patterns."""
+
+    domains: tuple[str, ...]
+    include: tuple[re.Pattern[str], ...] = ()
+    exclude: tuple[re.Pattern[str], ...] = ()
+
+    @classmethod
+    def build(cls, domains: Sequence[str], include: Sequence[str], exclude: Sequence[str]) -> Scope:
+        return cls(
+            tuple(d.lower().strip(".") for d in domains),
+            tuple(re.compile(p) for p in include),
+            tuple(re.compile(p) for p in exclude),
+        )
+
+    def allows(self, url: str) -> bool:
+        host = (urlsplit(url).hostname or "").lower()
+        if not any(host == d or host.endswith("." + d) for d in self.domains):
+            return False
+        if self.include and not any(p.search(url) for p in self.include):
+            return False
+        return not any(p.search(url) for p in self.exclude)
+
+
+def is_public_address(address: str) -> bool:
+    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    )
+
+
+def resolve(host: str) -> list[str]:
+    """Every address `host` resolves to; an IP literal resolves to itself without a lookup."""
+    host = host.strip("[]")
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return sorted({info[4][0] for info in infos})
+
+
+def private_addresses(addresses: Iterable[str]) -> list[str]:
+    """The addresses a crawl must refuse (a host is refused if any of its addresses is private)."""
+    return [a for a in addresses if not is_public_address(a)]
