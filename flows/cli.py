@@ -163,24 +163,36 @@ def stats(
     store: Optional[str] = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Print a version's statistics: docs and bytes in and out, drops per reason, languages, domains."""
-    figures = _store(config, store).read_json(version, "stats.json")
+    """Print a version's headline figures, the funnel of its lineage, drops per reason, languages, domains, runs."""
+    from tokenmill.corpus.report import headline_tables, read_stats
+
+    st = _store(config, store)
     if as_json:
-        out.print_json(json.dumps(figures))
+        out.print_json(json.dumps(read_stats(st, st.manifest(version)), default=str))
         return
-    headline = Table("figure", "value", title=version)
-    for key, value in figures.items():
-        if not isinstance(value, (dict, list)):
-            headline.add_row(key, _fmt(value))
-    out.print(headline)
-    for title in ("rejected", "counters", "langs", "top_domains"):
-        section = figures.get(title) or {}
-        if section:
-            table = Table(title, "value", title=title)
-            for key, value in section.items():
-                table.add_row(key, _fmt(value) if not isinstance(value, dict) else
-                              ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()))
-            out.print(table)
+    for title, columns, rows in headline_tables(st, version):
+        table = Table(*columns, title=title)
+        for row in rows:
+            table.add_row(*(_fmt(v) if not isinstance(v, (dict, list)) else json.dumps(v) for v in row))
+        out.print(table)
+
+
+@app.command()
+def report(
+    version: str = typer.Argument(..., help="a version id."),
+    output: str = typer.Option("report.html", "--output", "-o", help="HTML file to write."),
+    vs: Optional[str] = typer.Option(None, "--vs", help="a second version: funnels side by side, settings that differ."),
+    config: Optional[str] = ConfigOption,
+    store: Optional[str] = StoreOption,
+) -> None:
+    """Write one self-contained HTML report of a version and its whole lineage (no network needed to view)."""
+    from pathlib import Path
+
+    from tokenmill.corpus.report import build_report
+
+    html = build_report(_store(config, store), version, vs)
+    Path(output).write_text(html, encoding="utf-8")
+    err.print(f"report {version} → {output}")
 
 
 def main() -> None:

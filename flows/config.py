@@ -111,3 +111,40 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"config error: {describe_error(exc)}") from None
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _render_section(path: str, model: type[BaseModel], values: dict[str, Any], lines: list[str]) -> None:
+    """One `[path]` table: plain settings first, then each nested model as its own sub-table."""
+    nested = []
+    lines.append(f"[{path}]")
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            nested.append((name, field, annotation))
+            continue
+        if field.description:
+            lines.append(f"# {field.description}")
+        value = values[name]
+        lines.append(f"# {name} =  (unset)" if value is None else f"{name} = {_toml_value(value)}")
+    lines.append("")
+    for name, field, annotation in nested:
+        if field.description:
+            lines.append(f"# {field.description}")
+        _render_section(f"{path}.{name}", annotation, values[name], lines)
+
+
+def settings_toml(sections: list[str]) -> str:
+    """The defaults of the given sections as valid TOML, each setting under its description."""
+    defaults = Config().model_dump(mode="json")
+    lines: list[str] = []
+    for section in sections:
+        _render_section(section, Config.model_fields[section].annotation, defaults[section], lines)
+    return "\n".join(lines)

@@ -14,7 +14,10 @@ from prefect import flow
 from tokenmill.corpus.errors import ConfigError, InputError
 from tokenmill.corpus.runtime import dask_client
 from tokenmill.corpus.store import Store, step_of
+from tokenmill.flows.common import publish_report
 from tokenmill.flows.config import load_config
+from tokenmill.flows.clean import clean
+from tokenmill.flows.filter import filter as filter_flow
 from tokenmill.flows.crawl import crawl
 from tokenmill.flows.load import load
 from tokenmill.flows.pack import pack
@@ -24,6 +27,8 @@ from tokenmill.flows.steps import STEPS
 STEP_FLOWS = {
     "crawl": crawl,
     "load": load,
+    "clean": clean,
+    "filter": filter_flow,
     "tokenizer": tokenizer,
     "pack": pack,
 }
@@ -87,4 +92,6 @@ def pipeline(
             vid = STEP_FLOWS[name](config_path=config_path, overrides=overrides, force=forced, **inputs)
             state[spec.produces] = vid
             results[name] = vid
+    if results:
+        publish_report(store, list(results.values())[-1])
     return results

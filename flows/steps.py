@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from tokenmill.corpus.clean import CleanParams, run_clean
 from tokenmill.corpus.crawl import CrawlParams, check_crawl, run_crawl
+from tokenmill.corpus.filter import FilterParams, check_filter, run_filter
 from tokenmill.corpus.load import LoadParams, check_paths, run_load
 from tokenmill.tokenize.pack import PackParams, run_pack
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
@@ -41,6 +43,14 @@ STEPS: dict[str, StepSpec] = {
             "polite, bounded, resumable web crawl from seed URLs into a docs version", check_crawl,
         ),
         StepSpec(
+            "clean", CleanParams, run_clean, {"input_version": "docs"}, "docs",
+            "ftfy, NFC, invisible characters, whitespace and C4 line rules",
+        ),
+        StepSpec(
+            "filter", FilterParams, run_filter, {"input_version": "docs"}, "docs",
+            "ordered quality, language, PII and URL filters; every drop names its rule", check_filter,
+        ),
+        StepSpec(
             "tokenizer", TokenizerParams, run_tokenizer, {"input_version": "docs"}, "tokenizer",
             "train a sentencepiece BPE tokenizer on a deterministic sample of a docs version",
         ),
@@ -51,4 +61,4 @@ STEPS: dict[str, StepSpec] = {
     ]
 }
 
-DEFAULT_PIPELINE = ["load", "tokenizer", "pack"]
+DEFAULT_PIPELINE = ["load", "clean", "filter", "tokenizer", "pack"]

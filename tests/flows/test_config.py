@@ -57,3 +57,12 @@ def test_malformed_override_and_missing_file(tmp_path):
     bad.write_text("[load\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_settings_listing_is_a_valid_config_of_the_defaults(tmp_path):
+    from tokenmill.flows.config import Config, settings_toml
+
+    path = tmp_path / "defaults.toml"
+    path.write_text(settings_toml(list(Config.model_fields)))
+    assert load_config(path) == load_config()
+    assert "# input format; 'auto' goes by file extension\nformat = \"auto\"" in path.read_text()

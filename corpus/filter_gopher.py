@@ -1,0 +1,169 @@
+"""Gopher quality and repetition filters (Rae et al. 2021, "Scaling Language Models", App. A).
+
+Quality signals are pyarrow regex counts over the whole batch. Repetition codes the lines,
+paragraphs and word n-grams of the whole batch at once (`filter_ngrams`); n-gram character
+shares are measured on words without the spaces between them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenmill.corpus.filter_ngrams import dup_items, ngram_chars
+from tokenmill.corpus.filter_spec import (
+    COUNT_BINS,
+    LENGTH_BINS,
+    Columns,
+    FilterSpec,
+    Rules,
+    Signal,
+    as_numpy,
+    count_regex,
+    nonempty_items,
+    per_doc,
+    rule,
+    safe_div,
+    space_counts,
+    split_lines,
+    word_counts,
+)
+
+STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
+BULLET_RE = r"^[•‣●▪◦∙\-\*]"
+ELLIPSIS_LINE_RE = r"(?:\.\.\.|…)$"
+TOP_NGRAMS = (2, 3, 4)
+DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
+
+
+class GopherQualityParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_words: int = Field(default=50, ge=0, description="fewer whitespace-separated words drop the doc")
+    max_words: int = Field(default=100_000, ge=0, description="more words drop the doc")
+    min_mean_word_length: float = Field(default=3, ge=0, description="mean word length below this drops the doc")
+    max_mean_word_length: float = Field(default=10, ge=0, description="mean word length above this drops the doc")
+    max_symbol_word_ratio: float = Field(default=0.1, ge=0, description="('#' + '...' + '…') per word above this")
+    max_bullet_lines_frac: float = Field(default=0.9, ge=0, le=1, description="share of lines starting with a bullet")
+    max_ellipsis_lines_frac: float = Field(default=0.3, ge=0, le=1, description="share of lines ending in an ellipsis")
+    min_alpha_words_frac: float = Field(default=0.8, ge=0, le=1, description="share of words holding a letter")
+    min_stop_words: int = Field(default=2, ge=0, description=f"occurrences of the stop words {', '.join(STOP_WORDS)}")
+
+
+def quality_signals(table: pa.Table, params: GopherQualityParams) -> dict[str, Any]:
+    texts = table["text"]
+    n = len(texts)
+    words = word_counts(texts)
+    word_chars = as_numpy(pc.utf8_length(texts)) - space_counts(texts)
+    symbols = sum(as_numpy(pc.count_substring(texts, s)) for s in ("#", "...", "…"))
+    lines, parents = split_lines(texts)
+    n_lines = per_doc(parents, n)
+    bullets = per_doc(parents, n, as_numpy(pc.match_substring_regex(lines, BULLET_RE)).astype(np.float64))
+    ellipses = per_doc(parents, n, as_numpy(pc.match_substring_regex(lines, ELLIPSIS_LINE_RE)).astype(np.float64))
+    stop_words = count_regex(pc.utf8_lower(texts), r"\b(?:%s)\b" % "|".join(STOP_WORDS))
+    return {
+        "words": words,
+        "mean_word_length": safe_div(word_chars, words),
+        "symbol_word_ratio": safe_div(symbols, words),
+        "bullet_lines_frac": safe_div(bullets, n_lines),
+        "ellipsis_lines_frac": safe_div(ellipses, n_lines),
+        "alpha_words_frac": safe_div(count_regex(texts, r"\S*\pL\S*"), words),
+        "stop_words": stop_words,
+    }
+
+
+def quality_rules(s: Columns, p: GopherQualityParams) -> Rules:
+    return [
+        rule("min_words", s["words"] < p.min_words),
+        rule("max_words", s["words"] > p.max_words),
+        rule("min_mean_word_length", s["mean_word_length"] < p.min_mean_word_length),
+        rule("max_mean_word_length", s["mean_word_length"] > p.max_mean_word_length),
+        rule("max_symbol_word_ratio", s["symbol_word_ratio"] > p.max_symbol_word_ratio),
+        rule("max_bullet_lines_frac", s["bullet_lines_frac"] > p.max_bullet_lines_frac),
+        rule("max_ellipsis_lines_frac", s["ellipsis_lines_frac"] > p.max_ellipsis_lines_frac),
+        rule("min_alpha_words_frac", s["alpha_words_frac"] < p.min_alpha_words_frac),
+        rule("min_stop_words", s["stop_words"] < p.min_stop_words),
+    ]
+
+
+GOPHER_QUALITY = FilterSpec(
+    name="gopher_quality",
+    params=GopherQualityParams,
+    signals=(
+        Signal("words", pa.int64(), COUNT_BINS),
+        Signal("mean_word_length", bins=LENGTH_BINS),
+        Signal("symbol_word_ratio"),
+        Signal("bullet_lines_frac"),
+        Signal("ellipsis_lines_frac"),
+        Signal("alpha_words_frac"),
+        Signal("stop_words", pa.int64(), COUNT_BINS),
+    ),
+    signal_version="gopher_quality-v1",
+    compute=quality_signals,
+    decide=quality_rules,
+)
+
+
+class GopherRepetitionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_dup_line_frac: float = Field(default=0.30, ge=0, le=1, description="share of lines that repeat an earlier one")
+    max_dup_para_frac: float = Field(default=0.30, ge=0, le=1, description="share of paragraphs that repeat")
+    max_dup_line_chars_frac: float = Field(default=0.20, ge=0, le=1, description="share of chars in repeated lines")
+    max_dup_para_chars_frac: float = Field(default=0.20, ge=0, le=1, description="share of chars in repeated paragraphs")
+    max_top_2gram_char_frac: float = Field(default=0.20, ge=0, le=1, description="chars in the most frequent 2-gram")
+    max_top_3gram_char_frac: float = Field(default=0.18, ge=0, le=1, description="chars in the most frequent 3-gram")
+    max_top_4gram_char_frac: float = Field(default=0.16, ge=0, le=1, description="chars in the most frequent 4-gram")
+    max_dup_5gram_char_frac: float = Field(default=0.15, ge=0, le=1, description="chars in repeated 5-grams")
+    max_dup_6gram_char_frac: float = Field(default=0.14, ge=0, le=1, description="chars in repeated 6-grams")
+    max_dup_7gram_char_frac: float = Field(default=0.13, ge=0, le=1, description="chars in repeated 7-grams")
+    max_dup_8gram_char_frac: float = Field(default=0.12, ge=0, le=1, description="chars in repeated 8-grams")
+    max_dup_9gram_char_frac: float = Field(default=0.11, ge=0, le=1, description="chars in repeated 9-grams")
+    max_dup_10gram_char_frac: float = Field(default=0.10, ge=0, le=1, description="chars in repeated 10-grams")
+
+
+REPETITION_SIGNALS = (
+    ["dup_line_frac", "dup_para_frac", "dup_line_chars_frac", "dup_para_chars_frac"]
+    + [f"top_{n}gram_char_frac" for n in TOP_NGRAMS]
+    + [f"dup_{n}gram_char_frac" for n in DUP_NGRAMS]
+)
+
+
+def repetition_signals(table: pa.Table, params: GopherRepetitionParams) -> dict[str, Any]:
+    """Lines split at newline runs, paragraphs at blank lines of the stripped text, words as `str.split()`."""
+    texts = table["text"]
+    n = len(texts)
+    lines, line_docs = nonempty_items(pc.split_pattern(texts, "\n"))
+    paras, para_docs = nonempty_items(pc.split_pattern_regex(pc.utf8_trim_whitespace(texts), r"\n{2,}"))
+    words, word_docs = nonempty_items(pc.utf8_split_whitespace(texts))
+    line_dups, line_chars = dup_items(lines, line_docs, n)
+    para_dups, para_chars = dup_items(paras, para_docs, n)
+    word_chars = np.maximum(per_doc(word_docs, n, as_numpy(pc.utf8_length(words))), 1)
+    size = np.maximum(as_numpy(pc.utf8_length(texts)), 1)
+    grams = ngram_chars(words, word_docs, n, TOP_NGRAMS, DUP_NGRAMS)
+    values = [
+        line_dups / np.maximum(per_doc(line_docs, n), 1),
+        para_dups / np.maximum(per_doc(para_docs, n), 1),
+        line_chars / size,
+        para_chars / size,
+    ]
+    values += [grams[k] / word_chars for k in TOP_NGRAMS + DUP_NGRAMS]
+    return dict(zip(REPETITION_SIGNALS, values))
+
+
+def repetition_rules(s: Columns, p: GopherRepetitionParams) -> Rules:
+    return [rule(f"max_{name}", s[name] > getattr(p, f"max_{name}")) for name in REPETITION_SIGNALS]
+
+
+GOPHER_REPETITION = FilterSpec(
+    name="gopher_repetition",
+    params=GopherRepetitionParams,
+    signals=tuple(Signal(name) for name in REPETITION_SIGNALS),
+    signal_version="gopher_repetition-v1",
+    compute=repetition_signals,
+    decide=repetition_rules,
+)

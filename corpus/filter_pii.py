@@ -1,0 +1,81 @@
+"""PII redaction: a transform, not a drop. E-mail addresses, public IPv4 addresses and
+(optionally) phone numbers become placeholders, and every replacement is counted.
+
+E-mails are replaced by pyarrow's RE2 over the whole batch; IP candidates need a check
+that the address is public (private, loopback and documentation ranges are no PII), so
+only the texts that hold a candidate go through Python.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenmill.corpus.filter_spec import TransformSpec, as_numpy, count_regex
+
+EMAIL_RE = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+IPV4_RE = r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b"
+PHONE_RE = r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|\d{2,4}[ .\-])\d{3,4}[ .\-]\d{3,4}\b"
+
+
+class PiiParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: bool = Field(default=True, description="replace e-mail addresses")
+    ip: bool = Field(default=True, description="replace public IPv4 addresses (private and loopback ones are kept)")
+    phone: bool = Field(default=False, description="replace phone numbers (off: the pattern also hits dates, ids)")
+    email_placeholder: str = Field(default="<EMAIL>", description="what an e-mail address becomes")
+    ip_placeholder: str = Field(default="<IP>", description="what a public IP address becomes")
+    phone_placeholder: str = Field(default="<PHONE>", description="what a phone number becomes")
+
+
+def is_public_ip(address: str) -> bool:
+    return ipaddress.ip_address(address).is_global
+
+
+def redact_ips(text: str, placeholder: str) -> tuple[str, int]:
+    count = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal count
+        if is_public_ip(match.group()):
+            count += 1
+            return placeholder
+        return match.group()
+
+    return re.sub(IPV4_RE, replace, text), count
+
+
+def redact_batch(texts: pa.Array, params: PiiParams) -> tuple[pa.Array, dict[str, int]]:
+    """The texts with PII replaced, and counts per kind plus docs changed."""
+    counts: dict[str, int] = {}
+    changed = np.zeros(len(texts), dtype=bool)
+    kinds = [("email", params.email, EMAIL_RE, params.email_placeholder)]
+    kinds.append(("phone", params.phone, PHONE_RE, params.phone_placeholder))
+    for kind, enabled, pattern, placeholder in kinds:
+        if not enabled:
+            continue
+        hits = count_regex(texts, pattern)
+        counts[f"pii.{kind}"] = int(hits.sum())
+        changed |= hits > 0
+        texts = pc.replace_substring_regex(texts, pattern, placeholder.replace("\\", "\\\\"))
+    if params.ip:
+        candidates = as_numpy(pc.match_substring_regex(texts, IPV4_RE))
+        values = texts.to_pylist()
+        total = 0
+        for i in np.flatnonzero(candidates):
+            values[i], n = redact_ips(values[i], params.ip_placeholder)
+            total += n
+            changed[i] |= n > 0
+        counts["pii.ip"] = total
+        texts = pa.array(values, pa.large_string())
+    counts["pii.docs_changed"] = int(changed.sum())
+    return texts, counts
+
+
+PII = TransformSpec(name="pii", params=PiiParams, apply=redact_batch)
