@@ -10,6 +10,7 @@ over all worker processes of the LocalCluster (and the driver, reported apart).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import io
 import json
@@ -139,13 +140,19 @@ def measured(row: dict[str, Any], mb: float, docs: int) -> Iterator[None]:
     )
 
 
-def bench_load(size_mb: float, workdir: Path, client: Any) -> list[dict[str, Any]]:
+LOAD_CASES = {"jsonl": (write_jsonl_corpus, "corpus.jsonl"), "warc": (write_warc_corpus, "corpus.warc.gz")}
+
+
+def bench_load(
+    size_mb: float, workdir: Path, client: Any, cases: tuple[str, ...] = tuple(LOAD_CASES)
+) -> list[dict[str, Any]]:
     from tokenmill.corpus.load import LoadParams, run_load
     from tokenmill.corpus.store import Store
 
     texts = real_texts()
     rows = []
-    for case, writer, name in [("jsonl", write_jsonl_corpus, "corpus.jsonl"), ("warc", write_warc_corpus, "corpus.warc.gz")]:
+    for case in cases:
+        writer, name = LOAD_CASES[case]
         path = workdir / name
         docs = writer(path, texts, size_mb)
         store = Store(str(workdir / f"store-{case}"))
@@ -182,12 +189,17 @@ def main() -> None:
     parser.add_argument("--steps", default="", help="comma-separated steps (default: all benchmarks)")
     parser.add_argument("--workers", type=int, default=None, help="Dask workers (default: cores)")
     parser.add_argument("--workdir", default=None, help="where inputs and stores go (default: a temp dir)")
+    parser.add_argument("--load-cases", default="jsonl,warc", help="load inputs to time: jsonl, warc or both")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
 
     from tokenmill.corpus.runtime import DaskSettings, dask_client
 
     benches = step_benches()
+    load_cases = tuple(c.strip() for c in args.load_cases.split(",") if c.strip())
+    if not set(load_cases) <= set(LOAD_CASES):
+        sys.exit(f"error: --load-cases takes {', '.join(LOAD_CASES)}")
+    benches["load"] = functools.partial(bench_load, cases=load_cases)
     chosen = [s.strip() for s in args.steps.split(",") if s.strip()] or list(benches)
     unknown = [s for s in chosen if s not in benches]
     if unknown:

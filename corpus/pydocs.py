@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PYTHON_DOCS_URL = "python-docs://"
+# The pydoc topics as a fixed evaluation set: they ship with Python, so every data version
+# and every tokenizer is scored on the same text.
+PYTHON_TOPICS_URL = "python-docs://topics"
 SKIP_DIRS = {"__pycache__", "test", "tests", "testing", "idle_test", "site-packages", "dist-packages", "node_modules"}
 FILES_PER_TASK = 400
 MAX_SOURCE_BYTES = 4 * 2**20

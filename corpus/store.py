@@ -26,6 +26,16 @@ from tokenmill.corpus.errors import InputError
 MANIFEST = "_manifest.json"
 STAGING = ".staging"
 TRASH = ".trash"
+LOCKS = ".locks"
+# Version locks this process holds: lock path -> (open lock file, id of the Attempt that owns it).
+_HELD: dict[str, tuple[Any, str]] = {}
+# Steps whose versions live in a folder not named after the step: training runs go to `runs/` (DESIGN §4).
+STEP_FOLDERS = {"train": "runs"}
+
+
+def folder_of(step: str) -> str:
+    """The folder under the root that holds a step's versions."""
+    return STEP_FOLDERS.get(step, step)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -100,7 +110,7 @@ class Store:
         return path if self.local else self.fs.unstrip_protocol(path)
 
     def version_dir(self, vid: str) -> str:
-        return f"{self.root}/{step_of(vid)}/{vid}"
+        return f"{self.root}/{folder_of(step_of(vid))}/{vid}"
 
     def exists(self, vid: str) -> bool:
         return self.fs.exists(f"{self.version_dir(vid)}/{MANIFEST}")
@@ -115,7 +125,7 @@ class Store:
 
     def versions(self, step: str | None = None) -> list[Manifest]:
         """Committed versions, oldest first; staging folders and incomplete attempts are ignored."""
-        pattern = f"{self.root}/{step or '*'}/*/{MANIFEST}"
+        pattern = f"{self.root}/{folder_of(step) if step else '*'}/*/{MANIFEST}"
         manifests = []
         for path in self.fs.glob(pattern):
             with self.fs.open(path, "rb") as f:
@@ -157,25 +167,54 @@ class Store:
         with self.fs.open(f"{self.version_dir(vid)}/{name}", "rb") as f:
             return json.loads(f.read())
 
+    def lock(self, step: str, vid: str, owner: str) -> str | None:
+        """Wait for the exclusive writer lock of `vid` (local stores: `flock` on `.locks/<vid>.lock`, freed by
+        the OS if the writer dies). Two processes never write one version at once; within one process a new
+        attempt takes the lock over from an abandoned one. Object stores have no lock: use Prefect limits."""
+        if not self.local:
+            return None
+        import fcntl
+
+        path = f"{self.root}/{folder_of(step)}/{LOCKS}/{vid}.lock"
+        if path in _HELD:
+            _HELD[path] = (_HELD[path][0], owner)
+            return path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(path, "a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _HELD[path] = (handle, owner)
+        return path
+
     def begin(self, step: str, vid: str) -> Attempt:
-        """A fresh staging folder for `vid`; leftovers of killed attempts at it are removed."""
-        staging_root = f"{self.root}/{step}/{STAGING}"
+        """A fresh staging folder for `vid`, once no other process writes it; leftovers of killed attempts
+        at it are removed."""
+        owner = uuid.uuid4().hex[:8]
+        lock = self.lock(step, vid, owner)
+        staging_root = f"{self.root}/{folder_of(step)}/{STAGING}"
         for stale in self.fs.glob(f"{staging_root}/{vid}.*"):
             self.fs.rm(stale, recursive=True)
         final = self.version_dir(vid)
         if self.fs.exists(final) and not self.exists(vid):
             self.fs.rm(final, recursive=True)
-        path = f"{staging_root}/{vid}.{uuid.uuid4().hex[:8]}"
+        path = f"{staging_root}/{vid}.{owner}"
         self.fs.makedirs(path, exist_ok=True)
-        return Attempt(self, step, vid, path)
+        return Attempt(self, step, vid, path, lock, owner)
 
 
 class Attempt:
     """One try at writing a version: files go to a private staging folder until `commit`."""
 
-    def __init__(self, store: Store, step: str, vid: str, path: str):
+    def __init__(self, store: Store, step: str, vid: str, path: str, lock: str | None = None, owner: str = ""):
         self.store, self.step, self.vid, self.path = store, step, vid, path
+        self.lock, self.owner = lock, owner
         self.started = datetime.now(timezone.utc)
+
+    def unlock(self) -> None:
+        """Free the version's writer lock if this attempt still owns it."""
+        held = _HELD.get(self.lock) if self.lock else None
+        if held is not None and held[1] == self.owner:
+            del _HELD[self.lock]
+            held[0].close()
 
     @property
     def uri(self) -> str:
@@ -219,18 +258,22 @@ class Attempt:
         if self.store.exists(self.vid) and not force:
             self.abort()
             return self.store.manifest(self.vid)
-        self._publish(force)
+        try:
+            self._publish(force)
+        finally:
+            self.unlock()
         return manifest
 
     def abort(self) -> None:
         if self.store.fs.exists(self.path):
             self.store.fs.rm(self.path, recursive=True)
+        self.unlock()
 
     def _publish(self, force: bool) -> None:
         store, final = self.store, self.store.version_dir(self.vid)
         trash = None
         if store.fs.exists(final):
-            trash = f"{store.root}/{self.step}/{TRASH}/{self.vid}.{uuid.uuid4().hex[:8]}"
+            trash = f"{store.root}/{folder_of(self.step)}/{TRASH}/{self.vid}.{uuid.uuid4().hex[:8]}"
             store.fs.makedirs(os.path.dirname(trash), exist_ok=True)
             store.fs.mv(final, trash, recursive=True)
         if store.local:

@@ -1,4 +1,4 @@
-"""The `tokenmill` command: run steps as Prefect flows, list and inspect versions.
+"""The `tokenmill` command: run steps as Prefect flows; inspect versions, reports and runs.
 
 Config, input paths and `--from` versions are checked before Prefect starts, so a mistake
 is one line and exit code 2, never a traceback.
@@ -7,6 +7,7 @@ is one line and exit code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, Optional
 
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tokenmill.corpus.errors import ConfigError, InputError, TokenmillError
+from tokenmill.corpus.errors import ConfigError, InputError, StoreIOError, TokenmillError
 from tokenmill.flows.env import configure_prefect_env
 
 app = typer.Typer(
@@ -195,20 +196,99 @@ def report(
     err.print(f"report {version} → {output}")
 
 
+@app.command()
+def deploy(
+    names: Optional[list[str]] = typer.Argument(None, help="deployments to register (default: all in prefect.yaml)."),
+    pool: str = typer.Option("tokenmill-local", "--pool", help="process work pool, created when missing."),
+) -> None:
+    """Register the Prefect deployments of prefect.yaml (one per step and `pipeline`) on a process work pool.
+
+    Needs a Prefect API (PREFECT_API_URL, e.g. a `prefect server start`); then start a worker with
+    `prefect worker start --pool tokenmill-local`."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "prefect.yaml").is_file():
+        raise ConfigError(f"no prefect.yaml in {root}: deploy from a source checkout of tokenmill")
+    inspect = subprocess.run(["prefect", "work-pool", "inspect", pool], cwd=root, capture_output=True, text=True)
+    if inspect.returncode != 0:
+        subprocess.run(["prefect", "work-pool", "create", pool, "--type", "process"], cwd=root, check=True)
+    selection = [arg for name in names for arg in ("--name", name)] if names else ["--all"]
+    done = subprocess.run(["prefect", "--no-prompt", "deploy", *selection, "--pool", pool], cwd=root,
+                          env={**os.environ, "PWD": str(root)})
+    if done.returncode != 0:
+        raise StoreIOError(f"prefect deploy failed (exit {done.returncode}); is the Prefect API at PREFECT_API_URL up?")
+
+
+@app.command()
+def runs(
+    config: Optional[str] = ConfigOption,
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List training runs with their data version and final scores (bits per byte first)."""
+    from tokenmill.train.registry import list_runs
+
+    rows = list_runs(_store(config, store))
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("run", "data version", "tokenizer", "model", "bpb", "val loss", "cloze", "tokens", "train s")
+    for row in rows:
+        table.add_row(row["run"], row["data_version"], row["tokenizer_version"], row["model"],
+                      *(_figure(row[k]) for k in ("bpb", "val_loss", "cloze_acc", "tokens", "train_seconds")))
+    out.print(table)
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else _fmt(value)
+
+
+@app.command()
+def compare(
+    run_ids: list[str] = typer.Argument(..., help="two or more run ids."),
+    config: Optional[str] = ConfigOption,
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Runs side by side, with the data settings that differ along their lineages."""
+    from tokenmill.train.registry import FIGURES, compare_runs
+
+    result = compare_runs(_store(config, store), run_ids)
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+        return
+    table = Table("figure", *(row["run"] for row in result["runs"]))
+    for name in ("data_version", "tokenizer_version", "model", *FIGURES):
+        table.add_row(name, *(_figure(row.get(name)) for row in result["runs"]))
+    out.print(table)
+    for title in ("data_differences", "train_differences"):
+        differences = Table("step", "setting", *(row["run"] for row in result["runs"]), title=title)
+        for diff in result[title]:
+            differences.add_row(diff["step"], diff["setting"], *(json.dumps(v) for v in diff["values"].values()))
+        out.print(differences if result[title] else f"{title}: none")
+
+
+@app.command()
+def settings(
+    section: Optional[str] = typer.Argument(None, help="one section (a step name, store, dask, pipeline)."),
+) -> None:
+    """List every setting with its default and what it does: a commented TOML config."""
+    from tokenmill.flows.config import Config, settings_toml
+
+    sections = list(Config.model_fields)
+    if section is not None and section not in sections:
+        raise ConfigError(f"no config section '{section}'; sections: {', '.join(sections)}")
+    typer.echo(settings_toml([section] if section else sections))
+
+
 def main() -> None:
-    """Entry point: typed errors become one line on stderr and exit code 2 (fix) or 1 (retry)."""
+    """Entry point: typed errors become one line on stderr and exit code 2 (fix) or 1 (retry);
+    usage errors are typer's own, with exit code 2."""
     configure_prefect_env()
     try:
-        app(standalone_mode=False)
+        app()
     except TokenmillError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(exc, (ConfigError, InputError)) else 1)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

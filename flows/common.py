@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from rich.console import Console
 
+from tokenmill.corpus.report import build_report, drop_rows, read_stats
 from tokenmill.corpus.runtime import dask_client
 from tokenmill.corpus.step import Version
 from tokenmill.corpus.store import Store
@@ -14,6 +15,8 @@ from tokenmill.flows.config import load_config
 from tokenmill.flows.steps import STEPS
 
 console = Console(stderr=True)
+# Reports the pipeline writes, beside the step folders (no manifest: never taken for a version).
+REPORTS = "reports"
 
 
 def run_step(
@@ -36,7 +39,7 @@ def run_step(
         version: Version = spec.run(store, getattr(config, name), client, force=force, **inputs)
     state = "cached" if version.cached else "committed"
     console.print(f"[bold]{name}[/bold] {version.id} [dim]{state}[/dim]")
-    publish_summary(version)
+    publish_summary(version, store)
     return version.id
 
 
@@ -56,12 +59,30 @@ def summary_markdown(version: Version) -> str:
     return "\n".join(lines)
 
 
-def publish_summary(version: Version) -> None:
+def publish_summary(version: Version, store: Store) -> None:
+    """A markdown summary, and for docs steps a table of kept and dropped docs per reason."""
+    step = version.manifest.step
     create_markdown_artifact(
         markdown=summary_markdown(version),
-        key=f"{version.manifest.step}-summary",
-        description=f"{version.manifest.step} {version.id}",
+        key=f"{step}-summary",
+        description=f"{step} {version.id}",
     )
+    rows = drop_rows(read_stats(store, version.manifest))
+    if rows:
+        create_table_artifact(table=rows, key=f"{step}-drops", description=f"{step} {version.id}: kept and dropped")
+
+
+def publish_report(store: Store, vid: str) -> str:
+    """Write the HTML report of `vid` to `<store>/reports/<vid>.html` and publish its path as a link artifact."""
+    path = f"{store.root}/{REPORTS}/{vid}.html"
+    store.fs.makedirs(f"{store.root}/{REPORTS}", exist_ok=True)
+    with store.fs.open(path, "w", encoding="utf-8") as f:
+        f.write(build_report(store, vid))
+    url = store.fs.unstrip_protocol(path)
+    create_link_artifact(link=url, link_text=f"report {vid}", key="pipeline-report",
+                         description=f"HTML report of {vid}")
+    console.print(f"report {url}")
+    return url
 
 
 def docs_step_flow(name: str, description: str):
@@ -78,5 +99,24 @@ def docs_step_flow(name: str, description: str):
     ) -> str:
         """Returns the version id (committed now, or found cached)."""
         return run_step(name, config_path, overrides, force, {"input_version": input_version})
+
+    return step_flow
+
+
+def tokenized_step_flow(name: str, description: str):
+    """The flow of a step that reads a version and the tokenizer it was made with (pack, train)."""
+    from prefect import flow
+
+    @flow(name=name, description=description)
+    def step_flow(
+        input_version: str | None = None,
+        tokenizer_version: str | None = None,
+        config_path: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        force: bool = False,
+    ) -> str:
+        """Returns the version id (committed now, or found cached)."""
+        inputs = {"input_version": input_version, "tokenizer_version": tokenizer_version}
+        return run_step(name, config_path, overrides, force, inputs)
 
     return step_flow

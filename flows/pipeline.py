@@ -17,20 +17,26 @@ from tokenmill.corpus.store import Store, step_of
 from tokenmill.flows.common import publish_report
 from tokenmill.flows.config import load_config
 from tokenmill.flows.clean import clean
+from tokenmill.flows.dedup import dedup
+from tokenmill.flows.eval import eval as eval_flow
 from tokenmill.flows.filter import filter as filter_flow
 from tokenmill.flows.crawl import crawl
 from tokenmill.flows.load import load
 from tokenmill.flows.pack import pack
 from tokenmill.flows.tokenizer import tokenizer
+from tokenmill.flows.train import train
 from tokenmill.flows.steps import STEPS
 
 STEP_FLOWS = {
     "crawl": crawl,
     "load": load,
     "clean": clean,
+    "dedup": dedup,
     "filter": filter_flow,
     "tokenizer": tokenizer,
     "pack": pack,
+    "train": train,
+    "eval": eval_flow,
 }
 
 
@@ -59,14 +65,19 @@ def plan_steps(configured: list[str], selected: list[str], from_version: str | N
 
 
 def initial_state(store: Store, from_version: str | None) -> dict[str, str]:
+    """The latest version of each kind along `--from`'s lineage: a pack brings its tokenizer too."""
     if not from_version:
         return {}
     if not store.exists(from_version):
         raise InputError(f"--from: version '{from_version}' is not in the store {store.url}")
-    step = step_of(from_version)
-    if step not in STEPS:
-        raise InputError(f"--from: '{from_version}' is a {step} version, which no step reads")
-    return {STEPS[step].produces: from_version}
+    if step_of(from_version) not in STEPS:
+        raise InputError(f"--from: '{from_version}' is a {step_of(from_version)} version, which no step reads")
+    state: dict[str, str] = {}
+    for manifest in store.lineage(from_version):
+        if manifest.step in STEPS:
+            state[STEPS[manifest.step].produces] = manifest.id
+    state[STEPS[step_of(from_version)].produces] = from_version
+    return state
 
 
 @flow(name="pipeline", description="Run the configured tokenmill steps in order; unchanged steps are cached.")

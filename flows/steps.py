@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
 from tokenmill.corpus.clean import CleanParams, run_clean
 from tokenmill.corpus.crawl import CrawlParams, check_crawl, run_crawl
+from tokenmill.corpus.dedup import DedupParams, run_dedup
 from tokenmill.corpus.filter import FilterParams, check_filter, run_filter
 from tokenmill.corpus.load import LoadParams, check_paths, run_load
 from tokenmill.tokenize.pack import PackParams, run_pack
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
+from tokenmill.train.params import EvalParams, TrainParams
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,20 @@ class StepSpec:
     produces: str
     summary: str
     preflight: Callable[[BaseModel], None] | None = None
+
+
+def run_train(*args: Any, **kwargs: Any) -> object:
+    """The train step, imported on use: torch takes seconds to import and most commands never train."""
+    from tokenmill.train.loop import run_train as run
+
+    return run(*args, **kwargs)
+
+
+def run_eval(*args: Any, **kwargs: Any) -> object:
+    """The eval step, imported on use (see `run_train`)."""
+    from tokenmill.train.eval_step import run_eval as run
+
+    return run(*args, **kwargs)
 
 
 STEPS: dict[str, StepSpec] = {
@@ -47,6 +64,10 @@ STEPS: dict[str, StepSpec] = {
             "ftfy, NFC, invisible characters, whitespace and C4 line rules",
         ),
         StepSpec(
+            "dedup", DedupParams, run_dedup, {"input_version": "docs"}, "docs",
+            "exact and MinHash near-duplicate removal on Dask; one deterministic survivor per cluster",
+        ),
+        StepSpec(
             "filter", FilterParams, run_filter, {"input_version": "docs"}, "docs",
             "ordered quality, language, PII and URL filters; every drop names its rule", check_filter,
         ),
@@ -58,7 +79,15 @@ STEPS: dict[str, StepSpec] = {
             "pack", PackParams, run_pack, {"input_version": "docs", "tokenizer_version": "tokenizer"}, "pack",
             "encode docs into token shards: train/val split, decontamination, seeded order",
         ),
+        StepSpec(
+            "train", TrainParams, run_train, {"input_version": "pack", "tokenizer_version": "tokenizer"}, "run",
+            "pretrain a decoder-only Transformer on the pack's shards; scored in bits per byte at the end",
+        ),
+        StepSpec(
+            "eval", EvalParams, run_eval, {"run_version": "run"}, "eval",
+            "re-score a committed run: bits per byte and cloze on an eval text set, val loss on its pack",
+        ),
     ]
 }
 
-DEFAULT_PIPELINE = ["load", "clean", "filter", "tokenizer", "pack"]
+DEFAULT_PIPELINE = ["load", "clean", "dedup", "filter", "tokenizer", "pack", "train", "eval"]

@@ -1,4 +1,8 @@
-"""The evaluation texts that pack decontaminates against: docs versions, JSONL or plain text files."""
+"""The evaluation texts: docs versions, JSONL or plain text files, or the pydoc topics.
+
+Pack decontaminates against them and eval scores bits per byte on them; by default both use
+`python-docs://topics`, a fixed text set that ships with Python.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Iterator
 
 import fsspec
 
+from tokenmill.corpus import pydocs
 from tokenmill.corpus.errors import InputError
 from tokenmill.corpus.step import read_batches
 from tokenmill.corpus.store import Store, step_of
@@ -20,10 +25,13 @@ def is_version(store: Store, name: str) -> bool:
 
 
 def eval_texts(store: Store, sources: list[str]) -> Iterator[str]:
-    """Texts of the decontamination set: docs versions, JSONL (`text` field) or whole text files."""
+    """Texts of the eval set: docs versions, JSONL (`text` field), whole text files, or the pydoc topics."""
     import orjson
 
     for source in sources:
+        if source == pydocs.PYTHON_TOPICS_URL:
+            yield from pydocs.topics().values()
+            continue
         if is_version(store, source):
             for url in store.files(source):
                 for table in read_batches(url, ["text"]):

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokenmill.corpus.errors import InputError
 from tokenmill.corpus.parts import _PartWriter
+from tokenmill.corpus.pydocs import PYTHON_TOPICS_URL
 from tokenmill.corpus.schema import REJECTED_SCHEMA
 from tokenmill.corpus.stats import DocStats, length_bin_edges, log2_histogram
 from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches
@@ -53,8 +54,9 @@ class PackParams(BaseModel):
         default=10_000_000, ge=0, description="cap on validation tokens; docs past it (by hash order) go to train"
     )
     decontaminate: list[str] = Field(
-        default_factory=list,
-        description="eval texts (files, globs, or docs version ids) whose n-grams docs must not share",
+        default_factory=lambda: [PYTHON_TOPICS_URL],
+        description="eval texts (files, globs, docs version ids, python-docs://topics) whose n-grams docs must "
+        "not share; the default is the eval step's default eval set",
     )
     decontaminate_ngram_words: int = Field(
         default=13, ge=1, description="words per n-gram for decontamination (13, as in GPT-3)"

@@ -10,7 +10,14 @@ def test_defaults_need_no_file():
     config = load_config()
     assert config.store.root == "./tokenmill-data"
     assert config.load.paths == ["python-docs://"]
-    assert config.pipeline.steps[0] == "load"
+    assert config.pipeline.steps[0] == "load" and config.pipeline.steps[-1] == "eval"
+    assert config.tokenizer.vocab_size == 8192, "the demo's embedded vocabulary"
+
+
+def test_a_config_file_replaces_the_demo_settings(tmp_path):
+    path = tmp_path / "tokenmill.toml"
+    path.write_text('[load]\npaths = ["corpus/"]\n')
+    assert load_config(path).tokenizer.vocab_size == 32_000
 
 
 def test_file_then_overrides(tmp_path):

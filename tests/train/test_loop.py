@@ -1,0 +1,158 @@
+"""The train step on a small real store: it learns, resumes exactly, refuses a foreign tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tokenmill.corpus.errors import ConfigError, InputError
+from tokenmill.corpus.store import Store
+from tokenmill.tokenize.pack import PackParams, run_pack
+from tokenmill.tokenize.shards import shard_paths
+from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
+from tokenmill.train import loop
+from tokenmill.train.device import resolve_device
+from tokenmill.train.eval_step import run_eval
+from tokenmill.train.loop import run_train
+from tokenmill.train.params import EvalParams, TrainParams
+
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog",
+    "a stitch in time saves nine and a penny saved is a penny earned",
+    "all that glitters is not gold but it shines in the morning light",
+    "the early bird catches the worm while the night owl sleeps late",
+]
+
+
+def texts(n: int) -> list[dict]:
+    """Docs built from four sentences: small enough for a tiny model to learn by heart."""
+    return [{"text": f"{SENTENCES[i % 4]}.\n{SENTENCES[(i + 1) % 4]}.", "url": f"http://t/{i}"} for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, client) -> tuple[Store, str, str, Path]:
+    """A store holding a load, tokenizer and pack version, and an eval text file."""
+    import json
+
+    from tokenmill.corpus.load import LoadParams, run_load
+
+    root = tmp_path_factory.mktemp("train")
+    store = Store(str(root / "store"))
+    source = root / "docs.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in texts(60)))
+    docs = run_load(store, LoadParams(paths=[str(source)], source_field="url"), client).id
+    tok = run_tokenizer(store, TokenizerParams(vocab_size=300, heldout_fraction=0), client, input_version=docs).id
+    pack = run_pack(store, PackParams(val_fraction=0.1), client, input_version=docs, tokenizer_version=tok).id
+    eval_file = root / "eval.txt"
+    eval_file.write_text(f"{SENTENCES[0]}.\n\n{SENTENCES[2]}.\n")
+    return store, pack, tok, eval_file
+
+
+def params(eval_file: Path, **overrides) -> TrainParams:
+    base = {"seq_len": 32, "batch_size": 8, "steps": 12, "lr": 3e-3, "warmup_steps": 2, "eval_every": 4,
+            "eval_val_tokens": 256, "checkpoint_every": 3, "eval_texts": [str(eval_file)], "cloze_min_words": 5,
+            "progress": False, "cpu_threads": 1}
+    return TrainParams(**{**base, **overrides})
+
+
+def metrics(store: Store, vid: str) -> list[dict]:
+    return pq.read_table(f"{store.version_dir(vid)}/metrics.parquet").to_pylist()
+
+
+def test_tiny_model_learns_the_shard(prepared, client):
+    store, pack, tok, eval_file = prepared
+    run = run_train(store, params(eval_file, steps=150, eval_every=50, checkpoint_every=200), client,
+                    input_version=pack, tokenizer_version=tok)
+    rows = metrics(store, run.id)
+    stats = run.manifest.stats
+    assert rows[0]["loss"] > 4.0  # about ln(300) at the start
+    assert stats["final_loss"] < 0.5
+    assert stats["val_loss"] < 0.5
+    assert stats["bpb"] < 0.6 and stats["eval_bytes"] == len(eval_file.read_text().encode())
+    assert [r["step"] for r in rows] == list(range(1, 151))
+    assert rows[-1]["lr"] == pytest.approx(3e-4, rel=0.05)  # cosine ends at 10 % of the peak
+    assert run.manifest.inputs == [pack, tok]
+    assert store.version_dir(run.id).split("/")[-2] == "runs"
+    assert run_train(store, params(eval_file, steps=150, eval_every=50, checkpoint_every=200), client,
+                     input_version=pack, tokenizer_version=tok).cached
+    rescored = run_eval(store, EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5), client, run_version=run.id)
+    assert rescored.manifest.inputs == [run.id]
+    for name in ("bpb", "val_loss", "cloze_acc", "eval_sha256"):
+        assert rescored.manifest.stats[name] == pytest.approx(stats[name], rel=1e-5)
+
+
+class Killed(Exception):
+    """Stands for the process dying mid-run."""
+
+
+def test_killed_run_resumes_to_the_same_losses(prepared, client, monkeypatch):
+    store, pack, tok, eval_file = prepared
+    settings = params(eval_file)
+    saves = []
+    original = loop.save_checkpoint
+
+    def dies_at_second_checkpoint(fs, path, state):
+        saves.append(state["step"])
+        if len(saves) == 2:  # step 6: the checkpoint of step 3 is the last one on disk
+            raise Killed
+        return original(fs, path, state)
+
+    monkeypatch.setattr(loop, "save_checkpoint", dies_at_second_checkpoint)
+    with pytest.raises(Killed):
+        run_train(store, settings, client, input_version=pack, tokenizer_version=tok)
+    monkeypatch.setattr(loop, "save_checkpoint", original)
+    resumed = run_train(store, settings, client, input_version=pack, tokenizer_version=tok)
+    assert resumed.manifest.stats["started_from"] == "resumed at step 3"
+    resumed_rows = metrics(store, resumed.id)
+    fresh = run_train(store, settings, client, force=True, input_version=pack, tokenizer_version=tok)
+    assert fresh.id == resumed.id and fresh.manifest.stats["started_from"] == "fresh"
+    fresh_rows = metrics(store, fresh.id)
+    for column in ("step", "tokens", "loss", "lr", "grad_norm", "val_loss"):
+        assert [r[column] for r in resumed_rows] == [r[column] for r in fresh_rows]
+    assert fresh.manifest.stats["bpb"] == resumed.manifest.stats["bpb"]
+    assert not store.fs.exists(f"{store.root}/runs/.work/{resumed.id}")
+
+
+def test_init_from_continues_a_run_and_refuses_another_tokenizer(prepared, client):
+    store, pack, tok, eval_file = prepared
+    first = run_train(store, params(eval_file, steps=4), client, input_version=pack, tokenizer_version=tok)
+    second = run_train(store, params(eval_file, steps=4, init_from=first.id), client,
+                       input_version=pack, tokenizer_version=tok)
+    assert second.manifest.inputs == [pack, tok, first.id]
+    assert metrics(store, second.id)[0]["loss"] < metrics(store, first.id)[0]["loss"]
+    docs = store.manifest(pack).inputs[0]
+    other_tok = run_tokenizer(store, TokenizerParams(vocab_size=320, heldout_fraction=0), client,
+                              input_version=docs).id
+    other_pack = run_pack(store, PackParams(val_fraction=0.1), client, input_version=docs,
+                          tokenizer_version=other_tok).id
+    with pytest.raises(ConfigError, match="vocabularies differ"):
+        run_train(store, params(eval_file, steps=4, init_from=first.id), client,
+                  input_version=other_pack, tokenizer_version=other_tok)
+    with pytest.raises(ConfigError, match="was not encoded with tokenizer"):
+        run_train(store, params(eval_file, steps=4), client, input_version=pack, tokenizer_version=other_tok)
+
+
+def test_corrupted_shard_fails_clearly(prepared, client, tmp_path):
+    store, pack, tok, eval_file = prepared
+    shard = Path(shard_paths(store, pack, "train")[0])
+    saved = shard.read_bytes()
+    try:
+        shard.write_bytes(saved[:-6])
+        with pytest.raises(InputError, match="truncated or corrupt"):
+            run_train(store, params(eval_file, steps=2, seed=7), client, input_version=pack, tokenizer_version=tok)
+    finally:
+        shard.write_bytes(saved)
+
+
+def test_settings_are_checked(prepared, client):
+    store, pack, tok, eval_file = prepared
+    with pytest.raises(InputError, match="not a pack"):
+        run_train(store, params(eval_file), client, input_version=tok, tokenizer_version=tok)
+    with pytest.raises(ConfigError, match="not a device"):
+        resolve_device("warp-drive")
+    with pytest.raises(ValueError, match="not both"):
+        TrainParams(steps=3, tokens=100)
+    plan = loop.make_plan(TrainParams(seq_len=16, batch_size=2, tokens_per_step=128, tokens=1000), 300, world=1)
+    assert (plan.accum, plan.tokens_per_step, plan.steps) == (4, 128, 8)

@@ -1,0 +1,97 @@
+"""The evaluation settings, the scoring of one model on all three measures, and the `eval` step.
+
+Training scores its final model with `score_model`; `run_eval` re-scores a committed run
+(on another eval set, say) and commits an `eval` version whose input is the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tokenmill.corpus.errors import InputError
+from tokenmill.corpus.step import Version, find_cached, params_json
+from tokenmill.corpus.store import Store, version_id
+from tokenmill.tokenize.evalset import eval_texts
+from tokenmill.tokenize.pack import load_model, tokenizer_info
+from tokenmill.tokenize.shards import Shard
+from tokenmill.train.checkpoint import load_checkpoint
+from tokenmill.train.data import pack_shards, val_windows
+from tokenmill.train.device import Runtime, setup_runtime
+from tokenmill.train.eval import TextScorer, cloze_items, cloze_scores, take_texts, text_set_bpb, texts_sha256, val_loss
+from tokenmill.train.model import GPT, ModelConfig
+from tokenmill.train.params import EvalParams
+
+STEP = "eval"
+CODE_VERSION = "eval-v1"
+WEIGHTS = "model.pt"
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The fixed texts and their checksum, which the manifest records so scores stay comparable."""
+
+    texts: list[str]
+    sha256: str
+
+
+def load_eval_set(store: Store, params: EvalParams) -> EvalSet:
+    texts = take_texts(eval_texts(store, params.eval_texts), params.eval_max_bytes)
+    return EvalSet(texts, texts_sha256(texts))
+
+
+def tokenizer_model(store: Store, tokenizer_version: str) -> Any:
+    url, sha, _, _ = tokenizer_info(store, tokenizer_version)
+    return load_model(url, sha)
+
+
+def score_model(model: torch.nn.Module, sp: Any, prefix_id: int, runtime: Runtime, eval_set: EvalSet,
+                val_shards: list[Shard], params: EvalParams) -> dict[str, Any]:
+    """Bits per byte and cloze accuracy on the eval set, loss and perplexity on the val split."""
+    model.eval()
+    scorer = TextScorer(model, sp, prefix_id, model.cfg.seq_len, runtime)
+    items = cloze_items(eval_set.texts, params.cloze_context_words, params.cloze_min_words, params.cloze_max_items)
+    windows = val_windows(val_shards, model.cfg.seq_len, params.val_max_tokens)
+    return {
+        **text_set_bpb(scorer, eval_set.texts),
+        **val_loss(model, windows, params.eval_batch_size, runtime),
+        **cloze_scores(scorer, items),
+        "eval_sha256": eval_set.sha256,
+    }
+
+
+def run_model(store: Store, run_id: str, device: torch.device) -> GPT:
+    """A committed run's final model, rebuilt from its recorded config."""
+    manifest = store.manifest(run_id)
+    if manifest.step != "train":
+        raise InputError(f"'{run_id}' is a {manifest.step} version, not a training run")
+    state = load_checkpoint(store.fs, f"{store.version_dir(run_id)}/{WEIGHTS}")
+    model = GPT(ModelConfig(**state["config"]))
+    model.load_state_dict(state["model"])
+    return model.to(device)
+
+
+def run_eval(store: Store, params: EvalParams, client: Any, *, force: bool = False, run_version: str) -> Version:
+    """Commit the scores of run `run_version` on the eval set (or find them cached). The client is
+    unused: scoring runs in this process on the chosen device."""
+    eval_set = load_eval_set(store, params)
+    settings = params_json(params)
+    vid = version_id(STEP, {**settings, "_eval_sha256": eval_set.sha256}, [run_version], CODE_VERSION)
+    cached = find_cached(store, vid, force)
+    if cached:
+        return cached
+    runtime = setup_runtime(params.device)
+    run = store.manifest(run_version)
+    pack_version, tokenizer_version = run.inputs[0], run.inputs[1]
+    model = run_model(store, run_version, runtime.device)
+    boundary_id = int(store.manifest(pack_version).stats["boundary_id"])
+    val = [Shard(p) for p in pack_shards(store, pack_version, "val")]
+    attempt = store.begin(STEP, vid)
+    scores = score_model(model, tokenizer_model(store, tokenizer_version), boundary_id, runtime, eval_set, val, params)
+    stats = {**scores, "run_version": run_version, "device": str(runtime.device), "torch_version": torch.__version__}
+    files = [attempt.write_json("stats.json", stats)]
+    manifest = attempt.commit(settings, [run_version], CODE_VERSION, files, stats, fingerprint=eval_set.sha256,
+                              force=force)
+    return Version(manifest, cached=False)

@@ -1,0 +1,274 @@
+"""The train step: pretrain a decoder-only Transformer on a pack version's shards and commit the run.
+
+Outline: resolve the model and the token budget; build the model (or load `init_from`'s
+weights) and AdamW; continue from the run's last checkpoint if a killed attempt left one;
+then per step: accumulate gradients over micro-batches, clip, set the scheduled rate, step,
+log, evaluate every `eval_every` steps and checkpoint every `checkpoint_every` steps. At the
+end the final model is scored (bits per byte, val loss, cloze) and the run is committed
+under `runs/<run_id>/` with its weights, per-step metrics (Parquet) and final figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from tokenmill.corpus.errors import ConfigError, InputError
+from tokenmill.corpus.step import Version, find_cached, params_json
+from tokenmill.corpus.store import FileEntry, Store, folder_of, version_id
+from tokenmill.tokenize.pack import tokenizer_info
+from tokenmill.tokenize.shards import Shard
+from tokenmill.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tokenmill.train.data import Position, TokenWindows, pack_shards, val_windows
+from tokenmill.train.device import Runtime, all_reduce_mean, barrier, cpu_threads, setup_runtime
+from tokenmill.train.eval import val_loss
+from tokenmill.train.eval_step import WEIGHTS, load_eval_set, run_model, score_model, tokenizer_model
+from tokenmill.train.metrics import file_sha256, write_metrics
+from tokenmill.train.model import GPT, ModelConfig, count_params, flops_per_token, model_config
+from tokenmill.train.optim import lr_at, make_optimizer
+from tokenmill.train.params import DEFAULT_STEPS, TrainParams
+from tokenmill.train.progress import StepBar
+
+STEP = "train"
+CODE_VERSION = "train-v1"
+CHECKPOINT = "checkpoint.pt"
+WORK = ".work"
+# How to run, not what is trained: left out of the version id so a resumed run is the same version.
+RUN_CONTROL = ("resume", "progress", "log_every")
+
+
+@dataclass
+class Plan:
+    """Derived figures of the run, printed and recorded so the manifest says what actually ran."""
+
+    config: ModelConfig
+    n_params: int
+    accum: int
+    tokens_per_step: int
+    steps: int
+    warmup: int
+    flops_per_token: float
+
+
+def make_plan(params: TrainParams, vocab_size: int, world: int) -> Plan:
+    cfg = model_config(params.model, vocab_size, params.seq_len, params.dropout,
+                       n_layer=params.n_layer, n_head=params.n_head, d_model=params.d_model)
+    micro = params.batch_size * params.seq_len * world
+    accum = max(1, round(params.tokens_per_step / micro))
+    per_step = micro * accum
+    steps = math.ceil(params.tokens / per_step) if params.tokens else params.steps or DEFAULT_STEPS
+    n = count_params(cfg)
+    return Plan(cfg, n, accum, per_step, steps, min(params.warmup_steps, steps), flops_per_token(cfg, n))
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    tokens: int = 0
+    position: Position = field(default_factory=Position)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """The model, its optimizer and where training stands; one `train_step` is one optimizer step."""
+
+    def __init__(self, params: TrainParams, plan: Plan, runtime: Runtime, windows: TokenWindows):
+        self.params, self.plan, self.runtime, self.windows = params, plan, runtime, windows
+        torch.manual_seed(params.seed)
+        self.raw = GPT(plan.config).to(runtime.device)
+        self.optimizer = make_optimizer(self.raw, params.lr, (params.beta1, params.beta2), params.weight_decay,
+                                        runtime.device.type)
+        self.model: torch.nn.Module = torch.compile(self.raw) if params.compile else self.raw
+        if runtime.ddp:
+            from torch.nn.parallel import DistributedDataParallel
+
+            devices = [runtime.local_rank] if runtime.is_cuda else None
+            self.model = DistributedDataParallel(self.model, device_ids=devices)
+        self.state = TrainState()
+
+    def checkpoint(self) -> dict[str, Any]:
+        s = self.state
+        return {"model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(), "step": s.step,
+                "tokens": s.tokens, "position": s.position.to_dict(), "metrics": s.metrics, "rng": rng_state(),
+                "schedule": {"lr_step": s.step}}
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.raw.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.state = TrainState(ckpt["step"], ckpt["tokens"], Position(**ckpt["position"]), list(ckpt["metrics"]))
+        set_rng_state(ckpt["rng"])
+
+    def micro_batches(self) -> list[torch.Tensor]:
+        rows = []
+        for _ in range(self.plan.accum):
+            batch, self.state.position = self.windows.batch(self.state.position, self.params.batch_size)
+            rows.append(torch.from_numpy(batch).to(self.runtime.device, non_blocking=True))
+        return rows
+
+    def train_step(self) -> dict[str, Any]:
+        """Accumulate, clip, step; the loss logged is the mean over micro-batches and ranks."""
+        p, s = self.params, self.state
+        started = time.perf_counter()
+        self.model.train()
+        lr = lr_at(s.step, self.plan.steps, p.lr, self.plan.warmup, p.min_lr_ratio, p.schedule, p.wsd_decay_frac)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        total = torch.zeros((), device=self.runtime.device)
+        batches = self.micro_batches()
+        for i, rows in enumerate(batches):
+            last = i == len(batches) - 1
+            sync = contextlib.nullcontext() if last or not self.runtime.ddp else self.model.no_sync()
+            with sync, self.runtime.autocast():
+                _, loss = self.model(rows[:, :-1], rows[:, 1:])
+            (loss / len(batches)).backward()
+            total += loss.detach() / len(batches)
+        norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), p.grad_clip) if p.grad_clip else None
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_value = float(all_reduce_mean(total, self.runtime))  # .item() waits for the GPU, so timing is true
+        elapsed = time.perf_counter() - started
+        s.step += 1
+        s.tokens += self.plan.tokens_per_step
+        tokens_per_s = self.plan.tokens_per_step / elapsed
+        peak = self.runtime.peak_flops()
+        row = {"step": s.step, "tokens": s.tokens, "loss": loss_value, "lr": lr,
+               "grad_norm": float(norm) if norm is not None else None, "tokens_per_s": tokens_per_s,
+               "mfu": self.plan.flops_per_token * tokens_per_s / (peak * self.runtime.world) if peak else None,
+               "val_loss": None}
+        s.metrics.append(row)
+        return row
+
+    def val_loss(self, val_shards: list[Shard]) -> float | None:
+        self.raw.eval()
+        windows = val_windows(val_shards, self.params.seq_len, self.params.eval_val_tokens)
+        return val_loss(self.raw, windows, self.params.eval_batch_size, self.runtime)["val_loss"]
+
+
+def fit(trainer: Trainer, val_shards: list[Shard], store: Store, checkpoint_path: str) -> None:
+    """Step until the plan's step count, evaluating and checkpointing (rank 0) on schedule."""
+    p, runtime, s = trainer.params, trainer.runtime, trainer.state
+    with StepBar(trainer.plan.steps, s.step, p.progress and runtime.is_main, p.log_every) as bar:
+        while s.step < trainer.plan.steps:
+            row = trainer.train_step()
+            if p.eval_every and s.step % p.eval_every == 0 and val_shards:
+                row["val_loss"] = trainer.val_loss(val_shards)
+            bar.update(row)
+            if s.step % p.checkpoint_every == 0 and s.step < trainer.plan.steps and runtime.is_main:
+                save_checkpoint(store.fs, checkpoint_path, trainer.checkpoint())
+            if s.step % p.checkpoint_every == 0:
+                barrier(runtime)
+
+
+def check_init_from(store: Store, init_from: str, tokenizer_version: str) -> None:
+    """A run continues another only with the same tokenizer: the same ids must mean the same pieces."""
+    other = store.manifest(init_from)
+    if other.step != STEP:
+        raise ConfigError(f"train.init_from: '{init_from}' is a {other.step} version, not a training run")
+    theirs, ours = tokenizer_info(store, other.inputs[1])[1], tokenizer_info(store, tokenizer_version)[1]
+    if theirs != ours:
+        raise ConfigError(f"train.init_from: run '{init_from}' used tokenizer {other.inputs[1]}, this run uses "
+                          f"{tokenizer_version}; their vocabularies differ, so its weights cannot be reused")
+
+
+def start_from(trainer: Trainer, store: Store, params: TrainParams, checkpoint_path: str, force: bool) -> str:
+    """Resume a killed attempt, else load `init_from`'s weights, else keep the fresh init; say which."""
+    if params.resume and not force and store.fs.exists(checkpoint_path):
+        trainer.restore(load_checkpoint(store.fs, checkpoint_path))
+        return f"resumed at step {trainer.state.step}"
+    if params.init_from:
+        source = run_model(store, params.init_from, torch.device("cpu"))
+        if source.cfg.model_dump(exclude={"dropout"}) != trainer.plan.config.model_dump(exclude={"dropout"}):
+            raise ConfigError(f"train.init_from: run '{params.init_from}' has model {source.cfg.model_dump()}, "
+                              f"this run asks for {trainer.plan.config.model_dump()}")
+        trainer.raw.load_state_dict(source.state_dict())
+        return f"initialized from {params.init_from}"
+    return "fresh"
+
+
+def run_train(store: Store, params: TrainParams, client: Any, *, force: bool = False, input_version: str,
+              tokenizer_version: str) -> Version:
+    """Commit a training run on pack `input_version` (or find it cached). The Dask client is unused:
+    training runs in this process (or under torchrun), where torch owns the cores."""
+    with cpu_threads(params.cpu_threads):
+        return _run_train(store, params, force, input_version, tokenizer_version)
+
+
+def _run_train(store: Store, params: TrainParams, force: bool, input_version: str, tokenizer_version: str) -> Version:
+    pack = store.manifest(input_version)
+    if pack.step != "pack":
+        raise InputError(f"train: '{input_version}' is a {pack.step} version, not a pack")
+    if pack.stats.get("tokenizer_sha256") != tokenizer_info(store, tokenizer_version)[1]:
+        raise ConfigError(f"train: pack {input_version} was not encoded with tokenizer {tokenizer_version}")
+    if params.init_from:
+        check_init_from(store, params.init_from, tokenizer_version)
+    eval_set = load_eval_set(store, params)
+    settings = params_json(params)
+    identity = {k: v for k, v in settings.items() if k not in RUN_CONTROL} | {"_eval_sha256": eval_set.sha256}
+    inputs = [input_version, tokenizer_version] + ([params.init_from] if params.init_from else [])
+    vid = version_id(STEP, identity, inputs, CODE_VERSION)
+    cached = find_cached(store, vid, force)
+    if cached:
+        return cached
+
+    runtime = setup_runtime(params.device)
+    train_paths = pack_shards(store, input_version, "train")
+    windows = TokenWindows(train_paths, params.seq_len, params.seed, runtime.rank, runtime.world)
+    val_shards = [Shard(path) for path in pack_shards(store, input_version, "val")]
+    plan = make_plan(params, int(pack.stats["vocab_size"]), runtime.world)
+    trainer = Trainer(params, plan, runtime, windows)
+    work = f"{store.root}/{folder_of(STEP)}/{WORK}/{vid}"
+    store.fs.makedirs(work, exist_ok=True)
+    checkpoint_path = f"{work}/{CHECKPOINT}"
+    begun = start_from(trainer, store, params, checkpoint_path, force)
+    if runtime.is_main:
+        print(f"train {vid}: {plan.n_params / 1e6:.2f} M params, {plan.tokens_per_step} tokens/step "
+              f"({params.batch_size} x {params.seq_len} x {runtime.world} ranks x {plan.accum} accum), "
+              f"{plan.steps} steps on {runtime.device}; {begun}", file=sys.stderr)
+    started = time.perf_counter()
+    fit(trainer, val_shards, store, checkpoint_path)
+    train_seconds = time.perf_counter() - started
+    barrier(runtime)
+    if not runtime.is_main:
+        barrier(runtime)
+        return Version(store.manifest(vid), cached=False)
+
+    scores = score_model(trainer.raw, tokenizer_model(store, tokenizer_version), int(pack.stats["boundary_id"]),
+                         runtime, eval_set, val_shards, params)
+    attempt = store.begin(STEP, vid)
+    weights = save_checkpoint(store.fs, f"{attempt.path}/{WEIGHTS}",
+                              {"model": trainer.raw.state_dict(), "config": plan.config.model_dump()})
+    files = [FileEntry(path=WEIGHTS, bytes=weights, sha256=file_sha256(store, f"{attempt.path}/{WEIGHTS}")),
+             write_metrics(store, attempt.path, trainer.state.metrics)]
+    metrics = trainer.state.metrics
+    stats = {
+        **scores,
+        "final_loss": metrics[-1]["loss"] if metrics else None,
+        "steps": trainer.state.step,
+        "tokens": trainer.state.tokens,
+        "train_seconds": round(train_seconds, 3),
+        "tokens_per_s": sum(r["tokens_per_s"] for r in metrics[-10:]) / max(1, len(metrics[-10:])),
+        "n_params": plan.n_params,
+        "flops_per_token": plan.flops_per_token,
+        "tokens_per_step": plan.tokens_per_step,
+        "grad_accum": plan.accum,
+        "model_config": plan.config.model_dump(),
+        "seed": params.seed,
+        "device": str(runtime.device),
+        "world_size": runtime.world,
+        "torch_version": torch.__version__,
+        "pack_version": input_version,
+        "tokenizer_version": tokenizer_version,
+        "init_from": params.init_from,
+        "started_from": begun,
+    }
+    files.append(attempt.write_json("stats.json", stats))
+    manifest = attempt.commit(settings, inputs, CODE_VERSION, files, stats, fingerprint=eval_set.sha256, force=force)
+    store.fs.rm(work, recursive=True)
+    barrier(runtime)
+    return Version(manifest, cached=False)

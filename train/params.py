@@ -1,0 +1,74 @@
+"""The settings of the train and eval steps, apart from the code that needs torch.
+
+The CLI, the config and every flow import these models; keeping torch out of this module
+keeps them starting in a second instead of several.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tokenmill.corpus.pydocs import PYTHON_TOPICS_URL
+
+DEFAULT_STEPS = 200
+
+
+class EvalParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    eval_texts: list[str] = Field(
+        default_factory=lambda: [PYTHON_TOPICS_URL],
+        description="the fixed eval text set for bits per byte and cloze: files, globs, a docs version id, "
+        "or python-docs://topics (the pydoc topics that ship with Python)",
+    )
+    eval_max_bytes: int = Field(default=2_000_000, ge=1, description="UTF-8 bytes of eval texts used (whole texts)")
+    val_max_tokens: int = Field(default=1_000_000, ge=0, description="target tokens of the pack's val split scored")
+    eval_batch_size: int = Field(default=8, ge=1, description="val windows per forward pass")
+    cloze_context_words: int = Field(default=64, ge=1, description="words of context before the cloze's last word")
+    cloze_min_words: int = Field(default=12, ge=2, description="shortest paragraph (in words) used as a cloze item")
+    cloze_max_items: int = Field(default=500, ge=0, description="most cloze items scored")
+    device: str = Field(default="auto", description="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
+
+
+class TrainParams(EvalParams):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default="tiny", description="named size: tiny (CPU tests), small (~25 M), gpt2 (~124 M)")
+    n_layer: int | None = Field(default=None, ge=1, description="Transformer blocks (overrides the named size)")
+    n_head: int | None = Field(default=None, ge=1, description="attention heads (overrides the named size)")
+    d_model: int | None = Field(default=None, ge=2, description="residual width (overrides the named size)")
+    seq_len: int = Field(default=256, ge=1, description="tokens of context per training window")
+    dropout: float = Field(default=0.0, ge=0, lt=1, description="dropout probability (0 for pretraining)")
+    batch_size: int = Field(default=8, ge=1, description="windows per micro-batch on each device")
+    tokens_per_step: int = Field(
+        default=0, ge=0, description="target tokens per optimizer step, reached by gradient accumulation (0: one "
+        "micro-batch per device)")
+    steps: int | None = Field(default=None, ge=1, description="optimizer steps to train (default 200 unless tokens)")
+    tokens: int | None = Field(default=None, ge=1, description="token budget; sets the steps from tokens per step")
+    lr: float = Field(default=1e-3, gt=0, description="peak learning rate")
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1, description="final learning rate as a share of the peak")
+    warmup_steps: int = Field(default=20, ge=0, description="steps of linear warmup (capped at the run's steps)")
+    schedule: Literal["cosine", "wsd"] = Field(default="cosine", description="decay after warmup: cosine or WSD")
+    wsd_decay_frac: float = Field(default=0.2, gt=0, le=1, description="WSD: share of steps in the final decay")
+    weight_decay: float = Field(default=0.1, ge=0, description="AdamW decay on >= 2-D weights only")
+    beta1: float = Field(default=0.9, ge=0, lt=1, description="AdamW beta1")
+    beta2: float = Field(default=0.95, ge=0, lt=1, description="AdamW beta2")
+    grad_clip: float = Field(default=1.0, ge=0, description="max global gradient norm (0: no clipping)")
+    eval_every: int = Field(default=50, ge=0, description="steps between val-loss evaluations (0: only at the end)")
+    eval_val_tokens: int = Field(default=65_536, ge=0, description="val target tokens scored at each evaluation")
+    checkpoint_every: int = Field(default=50, ge=1, description="steps between checkpoints of a running job")
+    seed: int = Field(default=0, description="seed of the weights' init, the window order and dropout")
+    init_from: str | None = Field(default=None, description="a run id whose final weights start this run")
+    cpu_threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's choice)")
+    compile: bool = Field(default=False, description="torch.compile the model (CUDA; slow first steps)")
+    resume: bool = Field(default=True, description="continue from the run's last checkpoint when one was left")
+    progress: bool = Field(default=True, description="draw a progress bar on a terminal (log lines elsewhere)")
+    log_every: int = Field(default=10, ge=1, description="steps between log lines when no terminal shows the bar")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainParams:
+        if self.steps is not None and self.tokens is not None:
+            raise ValueError("give train.steps or train.tokens, not both")
+        return self
