@@ -148,7 +148,7 @@ def test_external_cluster_gives_the_same_version_as_the_local_cluster(tmp_path, 
 def test_demo_run_with_no_config_runs_the_pipeline_on_python_documentation(tmp_path):
     result = tokenmill("run", "--json", cwd=tmp_path)
     versions = json.loads(result.stdout)
-    assert list(versions)[0] == "load" and list(versions)[-1] == "pack"
+    assert list(versions) == ["load", "clean", "dedup", "filter", "tokenizer", "pack", "train", "eval"]
     vid = versions["load"]
     store = Store(str(tmp_path / "tokenmill-data"))
     manifest = store.manifest(vid)
@@ -156,3 +156,7 @@ def test_demo_run_with_no_config_runs_the_pipeline_on_python_documentation(tmp_p
     assert manifest.stats["bytes_out"] > 5 * 2**20
     sample = store.read_docs(vid, columns=["text"]).head(50)
     assert sample.text.str.split().str.len().mean() > 20, "real prose, not fragments"
+    run = store.manifest(versions["train"])
+    assert run.inputs[:2] == [versions["pack"], versions["tokenizer"]]
+    assert 0 < run.stats["bpb"] < 8, "bits per byte of a model that learned something"
+    assert (tmp_path / "tokenmill-data" / "reports" / f"{versions['eval']}.html").is_file()
