@@ -1,10 +1,20 @@
-"""Progress for long work: a rich bar over Dask futures as they finish."""
+"""Progress for long work: a rich bar over Dask futures as they finish, and a listener hook.
+
+The hook lets an orchestrator show the same progress (the Prefect flows publish it as a
+progress artifact) without library code importing it.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
+
+# Called with (description, done, total) as tasks finish; set by whoever runs the step.
+progress_listener: ContextVar[Callable[[str, int, int], None] | None] = ContextVar(
+    "tokenmill_progress_listener", default=None
+)
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,13 +38,16 @@ def track(futures: Sequence[Any], description: str) -> Iterator[Any]:
         transient=False,
     )
     pending = list(futures)
+    listener = progress_listener.get()
     with progress:
         bar = progress.add_task(description, total=len(pending))
         try:
-            for future in as_completed(pending):
+            for done, future in enumerate(as_completed(pending), start=1):
                 yield future.result()
                 future.release()
                 progress.advance(bar)
+                if listener is not None:
+                    listener(description, done, len(pending))
         finally:
             for future in pending:
                 if not future.done():

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from rich.console import Console
 
+from tokenmill.corpus.progress import progress_listener
 from tokenmill.corpus.report import build_report, drop_rows, read_stats
 from tokenmill.corpus.runtime import dask_client
 from tokenmill.corpus.step import Version
@@ -35,12 +42,36 @@ def run_step(
 
         raise InputError(f"step '{name}' needs {', '.join(missing)} (give --from VERSION)")
     store = Store(config.store.root)
-    with dask_client(config.dask) as client:
-        version: Version = spec.run(store, getattr(config, name), client, force=force, **inputs)
+    token = progress_listener.set(ProgressArtifact(name))
+    try:
+        with dask_client(config.dask) as client:
+            version: Version = spec.run(store, getattr(config, name), client, force=force, **inputs)
+    finally:
+        progress_listener.reset(token)
     state = "cached" if version.cached else "committed"
     console.print(f"[bold]{name}[/bold] {version.id} [dim]{state}[/dim]")
     publish_summary(version, store)
     return version.id
+
+
+class ProgressArtifact:
+    """The step's task progress as a Prefect progress artifact, created on the first finished
+    task and updated at most once per percent so the API is not flooded."""
+
+    def __init__(self, step: str):
+        self.step, self.artifact_id, self.shown = step, None, -1.0
+
+    def __call__(self, description: str, done: int, total: int) -> None:
+        percent = round(100.0 * done / max(total, 1))
+        if percent <= self.shown:
+            return
+        if self.artifact_id is None:
+            self.artifact_id = create_progress_artifact(
+                progress=percent, key=f"{self.step}-progress", description=description
+            )
+        else:
+            update_progress_artifact(self.artifact_id, progress=percent)
+        self.shown = percent
 
 
 def summary_markdown(version: Version) -> str:

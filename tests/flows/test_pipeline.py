@@ -38,3 +38,5 @@ def test_changed_setting_reruns_its_step_and_descendants_only(prefect_harness, t
     load_summaries = [a for a in artifacts if a.key == "load-summary"]
     assert load_summaries and "| docs_out | 200 |" in load_summaries[0].data
     assert {"load-summary", "tokenizer-summary", "pack-summary"} <= {a.key for a in artifacts}
+    progress = [a for a in artifacts if a.key == "load-progress"]
+    assert progress and all(a.data == 100 for a in progress), "a step's progress artifact ends at 100%"
