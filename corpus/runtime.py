@@ -69,6 +69,10 @@ def dask_client(settings: DaskSettings | None = None) -> Iterator["distributed.C
             processes=True,
             memory_limit=memory,
             dashboard_address=":0",
+            # Workers shut down while a failed step unwinds log heartbeat failures (at ERROR, with
+            # tracebacks) over the one-line error; task errors and dead workers reach the driver
+            # through their futures anyway.
+            silence_logs=logging.CRITICAL,
         )
         client = Client(cluster)
     token = _active.set((settings, client))
