@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tokenmill.corpus import minhash
 from tokenmill.corpus.clusters import ClusterSettings, assign_clusters, cluster_report, with_nodes
 from tokenmill.corpus.errors import ConfigError
-from tokenmill.corpus.parts import Batch, _PartWriter, run_parts
+from tokenmill.corpus.parts import Batch, PartWriter, run_parts
 from tokenmill.corpus.schema import DOC_FIELDS, rejected_schema
 from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches
 from tokenmill.corpus.store import FileEntry, Store, version_id
@@ -143,7 +143,7 @@ def signature_table(table: pa.Table, part: int, first_row: int, params: DedupPar
 def sign_part(index: int, url: str, out_url: str, params: DedupParams) -> tuple[FileEntry, dict[str, int]]:
     """Stream one input part into its signature file; returns the file entry and counts."""
     name = f"{SIGNATURES}/part-{index:05d}.pq"
-    writer = _PartWriter(f"{out_url}/{name}", name, SIGNATURE_SCHEMA)
+    writer = PartWriter(f"{out_url}/{name}", name, SIGNATURE_SCHEMA)
     rows = shingles = 0
     for batch in read_batches(url, columns=["id", "text", "fetched_at"]):
         table = signature_table(batch, index, rows, params)

@@ -33,7 +33,7 @@ from tokenmill.corpus.filter_pii import PII, PiiParams
 from tokenmill.corpus.filter_spec import FilterSpec, TransformSpec, as_numpy, histogram
 from tokenmill.corpus.filter_url import URL_BLOCKLIST, UrlBlocklistParams
 from tokenmill.corpus.filter_web import C4, FINEWEB, LENGTH, C4Params, FineWebParams, LengthParams
-from tokenmill.corpus.parts import Batch, _PartWriter
+from tokenmill.corpus.parts import Batch, PartWriter
 from tokenmill.corpus.schema import DOC_SCHEMA
 from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches, run_docs_step
 from tokenmill.corpus.store import Store, version_id
@@ -114,7 +114,7 @@ def apply_transforms(table: pa.Table, name: str, params: FilterParams, counters:
 def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterParams) -> dict[str, Any]:
     """Phase 1 task: the signals of the filters in `outputs` for one input part, one file each."""
     writers = {
-        name: _PartWriter(f"{uri}/part-{index:05d}.parquet", f"part-{index:05d}.parquet", pa.schema(FILTERS[name].fields()))
+        name: PartWriter(f"{uri}/part-{index:05d}.parquet", f"part-{index:05d}.parquet", pa.schema(FILTERS[name].fields()))
         for name, uri in outputs.items()
     }
     counters: Counter = Counter()

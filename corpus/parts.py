@@ -65,8 +65,9 @@ class _HashingFile:
             self.closed = True
 
 
-class _PartWriter:
-    """One Parquet file, opened on the first batch that has rows or at close."""
+class PartWriter:
+    """One Parquet file, streamed and checksummed while written; opened on the first batch that
+    has rows, or at close. Steps that write side files (signals, signatures, pack rejects) use it too."""
 
     def __init__(self, url: str, relpath: str, schema: pa.Schema):
         self.url, self.relpath, self.schema = url, relpath, schema
@@ -104,8 +105,8 @@ def write_part(
     The kept file is written even when empty, so every part of a version reads with one schema.
     """
     name = f"part-{index:05d}.parquet"
-    kept = _PartWriter(f"{out_url}/{name}", name, kept_schema)
-    rejected = _PartWriter(f"{out_url}/rejected/{name}", f"rejected/{name}", rejected_schema)
+    kept = PartWriter(f"{out_url}/{name}", name, kept_schema)
+    rejected = PartWriter(f"{out_url}/rejected/{name}", f"rejected/{name}", rejected_schema)
     stats = DocStats()
     for batch in batches:
         kept.write(batch.kept)

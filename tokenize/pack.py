@@ -23,7 +23,7 @@ import pyarrow.feather as feather
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenmill.corpus.errors import InputError
-from tokenmill.corpus.parts import _PartWriter
+from tokenmill.corpus.parts import PartWriter
 from tokenmill.corpus.pydocs import PYTHON_TOPICS_URL
 from tokenmill.corpus.schema import REJECTED_SCHEMA
 from tokenmill.corpus.stats import DocStats, length_bin_edges, log2_histogram
@@ -156,7 +156,7 @@ def encode_part(index: int, url: str, job: EncodeJob, eval_hashes: np.ndarray) -
     """Encode one input part into a scratch token file; drop overlapping and empty docs with reasons."""
     sp = load_model(job.model_url, job.model_sha256)
     name = f"part-{index:05d}.parquet"
-    rejected = _PartWriter(f"{job.out_url}/rejected/{name}", f"rejected/{name}", REJECTED_SCHEMA)
+    rejected = PartWriter(f"{job.out_url}/rejected/{name}", f"rejected/{name}", REJECTED_SCHEMA)
     out = EncodedPart(tokens_url=f"{job.scratch_url}/part-{index:05d}.tok", ids=[], lengths=np.zeros(0, np.int64),
                       offsets=np.zeros(0, np.int64))
     lengths, written = [], 0
