@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenmill.corpus.parts import Batch
+from tokenmill.corpus.parts import Batch, rejected_rows
 from tokenmill.corpus.step import Version, input_parts, read_batches, run_docs_step
 from tokenmill.corpus.store import Store
 
@@ -224,9 +224,7 @@ def clean_batch(table: pa.Table, params: CleanParams, config: Any, rules: list) 
     table = table.set_column(table.schema.get_field_index("text"), "text", pa.array(cleaned, pa.large_string()))
     empty = pa.array([not t for t in cleaned])
     kept = table.filter(pc.invert(empty))
-    rejected = table.filter(empty)
-    rejected = rejected.append_column("reason", pa.array([REASON_EMPTY] * rejected.num_rows, pa.string()))
-    return Batch(kept=kept, rejected=rejected, counters=dict(counters))
+    return Batch(kept=kept, rejected=rejected_rows(table, empty, REASON_EMPTY), counters=dict(counters))
 
 
 def clean_part(url: str, params: CleanParams) -> Iterator[Batch]:

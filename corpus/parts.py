@@ -35,6 +35,13 @@ class Batch:
     counters: dict[str, int] = field(default_factory=dict)
 
 
+def rejected_rows(table: pa.Table, mask: Any, reason: str) -> pa.Table:
+    """The rows of `table` under `mask`, each with `reason`: the one way a step drops rows for a
+    single rule."""
+    dropped = table.filter(pa.array(mask, pa.bool_()))
+    return dropped.append_column("reason", pa.array([reason] * dropped.num_rows, pa.string()))
+
+
 @dataclass
 class PartResult:
     files: list[FileEntry]

@@ -23,7 +23,7 @@ import pyarrow.feather as feather
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenmill.corpus.errors import InputError
-from tokenmill.corpus.parts import PartWriter
+from tokenmill.corpus.parts import PartWriter, rejected_rows
 from tokenmill.corpus.pydocs import PYTHON_TOPICS_URL
 from tokenmill.corpus.schema import REJECTED_SCHEMA
 from tokenmill.corpus.stats import DocStats, length_bin_edges, log2_histogram
@@ -147,11 +147,6 @@ def encode_docs(sp: Any, texts: list[str], newline_id: int | None, threads: int)
     return docs
 
 
-def _rejected(table: pa.Table, mask: np.ndarray, reason: str) -> pa.Table:
-    dropped = table.filter(pa.array(mask))
-    return dropped.append_column("reason", pa.array([reason] * dropped.num_rows, pa.string()))
-
-
 def encode_part(index: int, url: str, job: EncodeJob, eval_hashes: np.ndarray) -> EncodedPart:
     """Encode one input part into a scratch token file; drop overlapping and empty docs with reasons."""
     sp = load_model(job.model_url, job.model_sha256)
@@ -169,7 +164,7 @@ def encode_part(index: int, url: str, job: EncodeJob, eval_hashes: np.ndarray) -
             empty[np.flatnonzero(~dirty)] = [len(x) == 0 for x in encoded]
             for mask, reason in ((dirty, REASON_DECONTAMINATED), (empty, REASON_EMPTY)):
                 if mask.any():
-                    dropped = _rejected(table, mask, reason)
+                    dropped = rejected_rows(table, mask, reason)
                     rejected.write(dropped)
                     out.stats.add_rejected(dropped)
             kept = table.filter(pa.array(~dirty & ~empty))
