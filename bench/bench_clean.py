@@ -23,9 +23,7 @@ def write_corpus(path: pathlib.Path, size_mb: float, mojibake_every: int = MOJIB
     budget, docs = int(size_mb * 2**20), 0
     with path.open("w", encoding="utf-8") as f:
         while budget > 0:
-            for module in pydocs.module_files():
-                source = pathlib.Path(module.path).read_text(encoding="utf-8", errors="replace")
-                text = pydocs.module_text(module.module, source)
+            for _, text, _ in pydocs.iter_module_docs(pydocs.module_files(), budget):
                 if not text:
                     continue
                 if mojibake_every and docs % mojibake_every == 0:

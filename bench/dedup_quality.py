@@ -34,12 +34,8 @@ MAX_WORDS = 1500
 def real_texts(count: int, min_words: int = MIN_WORDS, max_words: int = MAX_WORDS) -> list[str]:
     """Up to `count` module docs of `min_words` to `max_words` words, in module order."""
     texts = []
-    for module in pydocs.module_files():
-        try:
-            text = pydocs.module_text(module.module, Path(module.path).read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError):
-            continue
-        if min_words <= len(text.split()) <= max_words:
+    for _, text, _ in pydocs.iter_module_docs(pydocs.module_files(), budget=2**62):
+        if text and min_words <= len(text.split()) <= max_words:
             texts.append(text)
         if len(texts) >= count:
             break

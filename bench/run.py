@@ -36,12 +36,8 @@ def real_texts(max_mb: float = 24) -> list[str]:
     from tokenmill.corpus import pydocs
 
     texts, total = [], 0
-    for module in pydocs.module_files():
-        try:
-            text = pydocs.module_text(module.module, Path(module.path).read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError, ValueError, RecursionError):
-            continue
-        if len(text) > 200:
+    for _, text, _ in pydocs.iter_module_docs(pydocs.module_files(), budget=2**62):
+        if text and len(text) > 200:
             texts.append(text)
             total += len(text.encode())
         if total >= max_mb * MB:

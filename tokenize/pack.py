@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,14 +30,14 @@ from tokenmill.corpus.schema import REJECTED_SCHEMA
 from tokenmill.corpus.stats import DocStats, length_bin_edges, log2_histogram
 from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches
 from tokenmill.corpus.store import FileEntry, Store, version_id
-from tokenmill.tokenize.decontam import eval_ngrams, overlaps
+from tokenmill.tokenize.decontam import EvalNgrams, eval_ngrams
 from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.tokenize.sampling import id_keys, id_units
 from tokenmill.tokenize.shards import BOUNDARY_CODES, MAX_SHARD_TOKENS, token_dtype, write_shard
 from tokenmill.tokenize.trainer import BOS_ID, EOS_ID, MODEL_FILE, write_bytes
 
 STEP = "pack"
-CODE_VERSION = "pack-v1"
+CODE_VERSION = "pack-v2"
 SPLIT_SALT = "pack-split"
 SCRATCH = "_encoded"
 REASON_DECONTAMINATED = "pack:decontaminated"
@@ -82,7 +83,6 @@ class EncodeJob:
     out_url: str
     dtype: str
     boundary: str
-    ngram_words: int
     batch_docs: int
     threads: int
     newline_id: int | None
@@ -114,40 +114,37 @@ def load_model(url: str, sha256: str) -> Any:
     return _MODELS[sha256]
 
 
-def with_boundary(ids: Sequence[Sequence[int]], boundary: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """The docs' tokens with BOS before or EOS after each, flattened; and each doc's length."""
-    lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
-    flat = np.empty(int(lengths.sum()), dtype=dtype)
-    pos = 0
-    marker = BOS_ID if boundary == "bos" else EOS_ID
-    for doc, n in zip(ids, lengths):
-        start, stop = (pos + 1, pos + n) if boundary == "bos" else (pos, pos + n - 1)
-        flat[start:stop] = doc
-        flat[pos if boundary == "bos" else pos + n - 1] = marker
-        pos += n
-    return flat, lengths
+def encode_with_boundaries(sp: Any, texts: list[str], newline_id: int | None, threads: int, boundary: str,
+                           dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kept docs' tokens, each with its BOS before or EOS after, flattened; each kept doc's length; and
+    which docs encode to nothing (dropped).
+
+    When newline is a user-defined piece no merge crosses it, so lines are encoded apart and
+    joined with it: the same ids, about twice as fast on long docs (BPE merging cost grows
+    faster than the length of the span it merges). Every line then adds its tokens and one
+    separator (newline, or the doc's marker at its edge), which numpy places in bulk."""
+    lines = [t.split("\n") for t in texts] if newline_id is not None else [[t] for t in texts]
+    lines_per_doc = np.fromiter(map(len, lines), np.int64, len(lines))
+    pieces = sp.encode([line for doc in lines for line in doc], num_threads=threads)
+    line_tokens = np.fromiter(map(len, pieces), np.int64, len(pieces))
+    first_line = np.cumsum(lines_per_doc) - lines_per_doc
+    doc_tokens = (np.add.reduceat(line_tokens, first_line) if len(texts) else line_tokens) + lines_per_doc - 1
+    empty = doc_tokens == 0
+    kept_line = ~np.repeat(empty, lines_per_doc)
+    line_out = line_tokens[kept_line] + 1
+    line_start = np.cumsum(line_out) - line_out
+    edge = np.zeros(len(pieces), dtype=bool)
+    edge[first_line if boundary == "bos" else first_line + lines_per_doc - 1] = True
+    separator = line_start if boundary == "bos" else line_start + line_out - 1
+    flat = np.empty(int(line_out.sum()), dtype=dtype)
+    is_token = np.ones(len(flat), dtype=bool)
+    is_token[separator] = False
+    flat[is_token] = np.fromiter(itertools.chain.from_iterable(pieces), dtype, int(line_tokens.sum()))
+    flat[separator] = np.where(edge[kept_line], BOS_ID if boundary == "bos" else EOS_ID, newline_id or 0)
+    return flat, doc_tokens[~empty] + 1, empty
 
 
-def encode_docs(sp: Any, texts: list[str], newline_id: int | None, threads: int) -> list[list[int]]:
-    """Encode docs; when newline is a user-defined piece no merge crosses it, so lines are encoded
-    apart and joined with it: the same ids, about twice as fast on long docs (BPE merging cost
-    grows faster than the length of the span it merges)."""
-    if newline_id is None:
-        return sp.encode(texts, num_threads=threads)
-    split = [t.split("\n") for t in texts]
-    flat = sp.encode([line for lines in split for line in lines], num_threads=threads)
-    docs, pos = [], 0
-    for lines in split:
-        doc = list(flat[pos])
-        for line_ids in flat[pos + 1:pos + len(lines)]:
-            doc.append(newline_id)
-            doc.extend(line_ids)
-        docs.append(doc)
-        pos += len(lines)
-    return docs
-
-
-def encode_part(index: int, url: str, job: EncodeJob, eval_hashes: np.ndarray) -> EncodedPart:
+def encode_part(index: int, url: str, job: EncodeJob, eval_set: EvalNgrams) -> EncodedPart:
     """Encode one input part into a scratch token file; drop overlapping and empty docs with reasons."""
     sp = load_model(job.model_url, job.model_sha256)
     name = f"part-{index:05d}.parquet"
@@ -158,10 +155,12 @@ def encode_part(index: int, url: str, job: EncodeJob, eval_hashes: np.ndarray) -
     with fsspec.open(out.tokens_url, "wb", auto_mkdir=True) as tokens_file:
         for table in read_batches(url, batch_rows=job.batch_docs):
             texts = table["text"].to_pylist()
-            dirty = np.array([overlaps(t or "", eval_hashes, job.ngram_words) for t in texts], dtype=bool)
-            encoded = encode_docs(sp, [t or "" for t, d in zip(texts, dirty) if not d], job.newline_id, job.threads)
+            dirty = eval_set.overlapping_docs(table["text"])
+            flat, doc_lengths, empty_clean = encode_with_boundaries(
+                sp, [t or "" for t, d in zip(texts, dirty) if not d], job.newline_id, job.threads, job.boundary,
+                job.dtype)
             empty = np.zeros(len(texts), dtype=bool)
-            empty[np.flatnonzero(~dirty)] = [len(x) == 0 for x in encoded]
+            empty[np.flatnonzero(~dirty)] = empty_clean
             for mask, reason in ((dirty, REASON_DECONTAMINATED), (empty, REASON_EMPTY)):
                 if mask.any():
                     dropped = rejected_rows(table, mask, reason)
@@ -169,7 +168,6 @@ def encode_part(index: int, url: str, job: EncodeJob, eval_hashes: np.ndarray) -
                     out.stats.add_rejected(dropped)
             kept = table.filter(pa.array(~dirty & ~empty))
             out.stats.add_kept(kept)
-            flat, doc_lengths = with_boundary([x for x in encoded if x], job.boundary, job.dtype)
             tokens_file.write(flat.tobytes())
             out.ids.extend(kept["id"].to_pylist())
             lengths.append(doc_lengths)
@@ -260,12 +258,12 @@ def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = Fal
         return cached
     model_url, model_sha, vocab_size, newline_id = tokenizer_info(store, tokenizer_version)
     parts = input_parts(store, input_version)
-    hashes = eval_ngrams(eval_texts(store, params.decontaminate), params.decontaminate_ngram_words)
+    eval_set = eval_ngrams(eval_texts(store, params.decontaminate), params.decontaminate_ngram_words)
     dtype = token_dtype(vocab_size).str
     attempt = store.begin(STEP, vid)
     job = EncodeJob(model_url, model_sha, f"{attempt.uri}/{SCRATCH}", attempt.uri, dtype, params.boundary,
-                    params.decontaminate_ngram_words, params.encode_batch_docs, params.encode_threads, newline_id)
-    broadcast = client.scatter(hashes, broadcast=True, hash=False)
+                    params.encode_batch_docs, params.encode_threads, newline_id)
+    broadcast = client.scatter(eval_set, broadcast=True, hash=False)
     encoded: list[EncodedPart] = client.gather(
         [client.submit(encode_part, i, url, job, broadcast, pure=False) for i, url in enumerate(parts)])
 
@@ -313,7 +311,7 @@ def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = Fal
         "vocab_size": vocab_size,
         "tokenizer_version": tokenizer_version,
         "tokenizer_sha256": model_sha,
-        "decontaminate_ngrams": int(len(hashes)),
+        "decontaminate_ngrams": int(len(eval_set.hashes)),
     }
     stats = {**doc_stats.to_json(), **headline,
              "tokens_per_doc": {"bin_edges": length_bin_edges(), "counts": log2_histogram(pa.array(lengths))}}

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 
 from tokenmill.corpus.load import LoadParams, run_load
-from tokenmill.tokenize.decontam import eval_ngrams, overlaps
-from tokenmill.tokenize.pack import PackParams, run_pack
+from tokenmill.tokenize.decontam import eval_ngrams
+from tokenmill.tokenize.pack import PackParams, encode_with_boundaries, run_pack
 from tokenmill.tokenize.shards import Shard, shard_paths
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
 
@@ -89,11 +89,30 @@ def test_split_is_stable_across_versions(store, client, write_jsonl, tmp_path):
     assert shard.header.boundary == "bos" and shard.document(0)[0] == 1
 
 
-def test_ngram_overlap_helper():
-    hashes = eval_ngrams([EVAL], 13)
+def test_batch_encoding_places_boundaries_and_newlines_as_per_doc_encoding(store, client, docs_version):
+    tok = tokenizer(store, client, docs_version(docs(0, 60)))
+    sp, newline = model(store, tok), model(store, tok).piece_to_id("\n")
+    texts = ["über café 42\ntoken shard", "", "\n", "data", "\n\nthe model\n"]
+    for boundary, marker, newline_id in (("eos", 2, newline), ("bos", 1, newline), ("eos", 2, None)):
+        flat, lengths, empty = encode_with_boundaries(sp, texts, newline_id, 1, boundary, "<u2")
+        expected = [sp.encode(t) for t in texts if sp.encode(t)]
+        assert empty.tolist() == [False, True, False, False, False]
+        docs_out = np.split(flat, np.cumsum(lengths)[:-1])
+        assert [d.tolist() for d in docs_out] == [e + [marker] if boundary == "eos" else [marker] + e for e in expected]
+
+
+def test_ngram_overlap_helper_checks_each_doc_of_a_batch_apart():
+    eval_set = eval_ngrams([EVAL], 13)
     words = EVAL.split()
-    assert overlaps("Prefix " + " ".join(words[3:16]).upper() + ", suffix", hashes, 13)
-    assert not overlaps("prefix " + " ".join(words[3:15]) + " suffix", hashes, 13)
+    batch = [
+        "Prefix " + " ".join(words[3:16]).upper() + ", suffix",  # a 13-gram, case and punctuation aside
+        "prefix " + " ".join(words[3:15]) + " suffix",  # only 12 words in a row
+        None,
+        " ".join(words[:7]),  # with the next doc, 13 words in a row: not an overlap
+        " ".join(words[7:13]),
+        "x " + " ".join(words[:13]),
+    ]
+    assert eval_set.overlapping_docs(batch).tolist() == [True, False, False, False, False, True]
 
 
 def test_decontamination_drops_13_gram_keeps_12_gram(store, client, docs_version, tmp_path):
