@@ -1,9 +1,10 @@
 """Pure MinHash helpers for dedup: normalization, shingles, signatures, band keys, S-curve.
 
 Signatures equal `datasketch.MinHash(num_perm, seed, scheme=...).update_batch(shingles).hashvalues`
-bit for bit: the same SHA-1 input hash, datasketch's own permutation parameters and its
-arithmetic, but applied to all the shingles of many docs at once and reduced per doc with one
-segmented minimum (`np.minimum.reduceat`) instead of one numpy call per doc.
+bit for bit: the same SHA-1 input hash (run as uint32 array ops over many shingles at once),
+datasketch's own permutation parameters and its arithmetic, but applied to all the shingles of
+many docs at once and reduced per doc with one segmented minimum (`np.minimum.reduceat`)
+instead of one numpy call per doc.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 from datasketch.minhash import _SCHEME_DTYPES, _SCHEME_MAX_HASHES, _fmix, _max_hash, _mersenne_prime
 
+from tokenmill.corpus import sha1
+
 SCHEMES = ("affine32", "affine64", "legacy")
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 _DIGITS = re.compile(r"\d")
 _SPACE = 32
-# Rows of the (shingles x permutations) matrix built at once: 64k x 128 x 4 B = 32 MiB per block.
-BLOCK_SHINGLES = 65_536
+# Rows of the (shingles x permutations) matrix built at once: 8k x 128 x 4 B = 4 MiB per block stays in
+# cache; measured 2x faster than 64k rows (32 MiB), and faster than 4k or 16k.
+BLOCK_SHINGLES = 8_192
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _BAND_SALT = np.uint64(0x9E3779B97F4A7C15)
@@ -86,8 +90,9 @@ def normalized_batch(texts: list[str], strip_punctuation: bool, normalize_digits
     space = raw == _SPACE
     keep = ~space
     keep[1:] |= space[1:] & ~space[:-1]  # the first space after a word
-    raw_ends = np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)) + 1)
-    return raw[keep].tobytes(), np.cumsum(keep)[raw_ends - 1]
+    raw_sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)) + 1
+    # Kept bytes per doc, summed segment by segment: a running count over every byte measured 2x slower.
+    return raw[keep].tobytes(), np.cumsum(np.add.reduceat(keep, np.cumsum(raw_sizes) - raw_sizes, dtype=np.int64))
 
 
 def doc_bytes(buffer: bytes, ends: np.ndarray) -> list[bytes]:
@@ -124,8 +129,25 @@ def hash_shingles(items: list[bytes], width: int) -> np.ndarray:
 
 
 def hash_spans(buffer: bytes, starts: np.ndarray, stops: np.ndarray, width: int) -> np.ndarray:
-    """`hash_shingles` of the byte spans of a buffer (no list of joined words built first)."""
-    return hash_shingles(list(map(buffer.__getitem__, map(slice, starts.tolist(), stops.tolist()))), width)
+    """`hash_shingles` of the byte spans of a buffer, with no bytes object per shingle.
+
+    Spans of one SHA-1 block run the SHA-1 rounds as uint32 array ops (`sha1.py`) over many spans at
+    once (measured 3-5x hashlib plus slicing on 5-word shingles); longer spans take hashlib.
+    """
+    lengths = stops - starts
+    out = np.empty(len(starts), dtype=np.uint32 if width == 32 else np.uint64)
+    long = np.flatnonzero(lengths > sha1.ONE_BLOCK_BYTES)
+    if len(long):
+        spans = map(slice, starts[long].tolist(), stops[long].tolist())
+        out[long] = hash_shingles(list(map(buffer.__getitem__, spans)), width)
+    short = np.flatnonzero(lengths <= sha1.ONE_BLOCK_BYTES) if len(long) else np.arange(len(starts))
+    h0, h1 = sha1.one_block_prefixes(buffer, starts[short], lengths[short])
+    # datasketch reads the digest's first 4 (8) bytes little-endian; SHA-1 writes h0, h1 big-endian.
+    if width == 32:
+        out[short] = h0.byteswap()
+    else:
+        out[short] = h0.byteswap().astype(np.uint64) | (h1.byteswap().astype(np.uint64) << np.uint64(32))
+    return out
 
 
 @lru_cache(maxsize=16)

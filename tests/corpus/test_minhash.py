@@ -7,6 +7,7 @@ import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from tokenmill.corpus import minhash as mh
+from tokenmill.corpus import sha1
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog, again and again; and again.",
@@ -90,3 +91,14 @@ def test_estimated_jaccard_tracks_true_jaccard():
     a, b = set(docs[0]), set(docs[1])
     estimate = mh.estimated_jaccard(sigs[:1], sigs[1:])[0]
     assert abs(estimate - len(a & b) / len(a | b)) < 0.08
+
+
+@pytest.mark.parametrize("width", [32, 64])
+def test_hash_spans_equal_hashlib_across_the_one_block_limit(width, monkeypatch):
+    monkeypatch.setattr(sha1, "CHUNK", 100)  # several chunks
+    buffer = bytes(range(256)) * 4
+    starts = np.repeat(np.arange(8), 121)  # every start mod 4
+    stops = starts + np.tile(np.arange(121), 8)  # 0..120 bytes: one block up to 55, hashlib past it
+    expected = mh.hash_shingles([buffer[a:b] for a, b in zip(starts.tolist(), stops.tolist())], width)
+    got = mh.hash_spans(buffer, starts, stops, width)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
