@@ -1,6 +1,6 @@
 """Gopher quality and repetition filters (Rae et al. 2021, "Scaling Language Models", App. A).
 
-Quality signals are pyarrow regex counts over the whole batch. Repetition codes the lines,
+Quality signals are byte counts and pyarrow regex counts over the whole batch. Repetition codes the lines,
 paragraphs and word n-grams of the whole batch at once (`filter_ngrams`); n-gram character
 shares are measured on words without the spaces between them.
 """
@@ -23,14 +23,19 @@ from tokenmill.corpus.filter_spec import (
     Rules,
     Signal,
     as_numpy,
+    count_in,
     count_regex,
+    letter_word_counts,
     nonempty_items,
     per_doc,
+    per_text,
+    re2_space,
     rule,
     safe_div,
-    space_counts,
     split_lines,
-    word_counts,
+    substring_counts,
+    utf8_bytes,
+    word_starts,
 )
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
@@ -55,11 +60,15 @@ class GopherQualityParams(BaseModel):
 
 
 def quality_signals(table: pa.Table, params: GopherQualityParams) -> dict[str, Any]:
+    """Word, space and symbol counts from one pass over the batch's UTF-8 bytes; lines and stop words by RE2."""
     texts = table["text"]
     n = len(texts)
-    words = word_counts(texts)
-    word_chars = as_numpy(pc.utf8_length(texts)) - space_counts(texts)
-    symbols = sum(as_numpy(pc.count_substring(texts, s)) for s in ("#", "...", "…"))
+    raw, bounds = utf8_bytes(texts)
+    space = re2_space(raw)
+    starts = word_starts(raw, bounds, space)
+    words = count_in(starts, bounds)
+    word_chars = as_numpy(pc.utf8_length(texts)) - per_text(space, bounds)
+    symbols = sum(substring_counts(raw, bounds, s.encode()) for s in ("#", "...", "…"))
     lines, parents = split_lines(texts)
     n_lines = per_doc(parents, n)
     bullets = per_doc(parents, n, as_numpy(pc.match_substring_regex(lines, BULLET_RE)).astype(np.float64))
@@ -71,7 +80,7 @@ def quality_signals(table: pa.Table, params: GopherQualityParams) -> dict[str, A
         "symbol_word_ratio": safe_div(symbols, words),
         "bullet_lines_frac": safe_div(bullets, n_lines),
         "ellipsis_lines_frac": safe_div(ellipses, n_lines),
-        "alpha_words_frac": safe_div(count_regex(texts, r"\S*\pL\S*"), words),
+        "alpha_words_frac": safe_div(letter_word_counts(raw, bounds, starts), words),
         "stop_words": stop_words,
     }
 

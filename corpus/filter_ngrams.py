@@ -8,8 +8,6 @@ the smallest code. n-gram codes are built level by level from (n-1)-gram codes, 
 
 from __future__ import annotations
 
-import bisect
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -88,37 +86,43 @@ def top_gram_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndarra
 def jumped_dup_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndarray, n: int, n_docs: int) -> np.ndarray:
     """Per doc: chars of n-grams that repeat an earlier visited one; a repeat jumps past itself (Gopher).
 
-    Only repeats can change the walk, so it steps from repeat to repeat; a first occurrence
-    jumped over is never visited, and its gram counts as new when next seen.
+    Only repeats can change the walk, so it steps from repeat to repeat, and from a counted one
+    straight to the first repeat past its jump; a first occurrence jumped over is never visited,
+    and its gram counts as new when next seen. The walk is sequential, so it is one Python loop
+    over the batch: codes are per doc and a jump never leaves its doc, so no state is reset.
     """
-    out = np.zeros(n_docs)
     known = np.flatnonzero(codes != UNIQUE)
-    first = known[is_first(codes[known])]
-    repeats = np.setdiff1d(known, first, assume_unique=True)
+    first_mask = is_first(codes[known])
+    first, repeats = known[first_mask], known[~first_mask]
     if not len(repeats):
-        return out
-    first_list, first_codes = first.tolist(), codes[first].tolist()
-    docs, starts = np.unique(parents[repeats], return_index=True)
-    for doc, chunk in zip(docs.tolist(), np.split(repeats, starts[1:])):
-        out[doc] = _walk(chunk.tolist(), codes[chunk].tolist(), gram_chars[chunk].tolist(), first_list, first_codes, n)
-    return out
+        return np.zeros(n_docs)
+    after_jump = np.searchsorted(repeats, repeats + n)
+    jumped_from = np.searchsorted(first, repeats, side="right")
+    jumped_to = np.searchsorted(first, repeats + n)
+    counted = _walk(
+        codes[repeats].tolist(), after_jump.tolist(), jumped_from.tolist(), jumped_to.tolist(), codes[first].tolist()
+    )
+    at = repeats[counted]
+    return np.bincount(parents[at], weights=gram_chars[at], minlength=n_docs)
 
 
-def _walk(positions: list, codes: list, chars: list, first: list, first_codes: list, n: int) -> int:
-    """One doc's walk over its repeat positions; `first` (sorted) holds every first occurrence's position."""
-    jumped: set[int] = set()
-    visited: set[int] = set()
-    total, resume = 0, -1
-    for i, code, size in zip(positions, codes, chars):
-        if i < resume:
+def _walk(codes: list, after_jump: list, jumped_from: list, jumped_to: list, first_codes: list) -> list:
+    """Indices of the repeats the walk counts. Counting repeat k jumps to repeat `after_jump[k]` over the
+    first occurrences `first_codes[jumped_from[k]:jumped_to[k]]`, whose codes then wait to be seen once more."""
+    waiting: set[int] = set()
+    counted = []
+    k, end = 0, len(codes)
+    while k < end:
+        code = codes[k]
+        if code in waiting:
+            waiting.discard(code)
+            k += 1
             continue
-        if code not in jumped or code in visited:
-            total += size
-            resume = i + n
-            jumped.update(first_codes[bisect.bisect_right(first, i) : bisect.bisect_left(first, resume)])
-        else:
-            visited.add(code)
-    return total
+        counted.append(k)
+        if jumped_from[k] < jumped_to[k]:
+            waiting.update(first_codes[jumped_from[k] : jumped_to[k]])
+        k = after_jump[k]
+    return counted
 
 
 def ngram_chars(words: pa.Array, parents: np.ndarray, n_docs: int, top: tuple, dup: tuple) -> dict[int, np.ndarray]:

@@ -24,12 +24,17 @@ from tokenmill.corpus.filter_spec import (
     Rules,
     Signal,
     as_numpy,
+    count_in,
     count_regex,
     per_doc,
+    per_text,
+    re2_space,
     rule,
     safe_div,
     split_lines,
+    utf8_bytes,
     word_counts,
+    word_starts,
 )
 
 # FineWeb's line-end punctuation (datatrove's FineWebQualityFilter stop chars).
@@ -163,12 +168,15 @@ def fineweb_signals(table: pa.Table, params: FineWebParams) -> dict[str, Any]:
     punct = pc.match_substring_regex(lines, "[%s]$" % pc_escape(LINE_END_PUNCT))
     short = pc.less_equal(pc.utf8_length(lines), FINEWEB_SHORT_LINE_CHARS)
     dup_chars = dup_items(lines, parents, n)[1]
-    non_newline = as_numpy(pc.utf8_length(texts)) - as_numpy(pc.count_substring(texts, "\n"))
+    raw, bounds = utf8_bytes(texts)
+    space = re2_space(raw)
+    newlines = per_text(raw == 10, bounds)
+    words = count_in(word_starts(raw, bounds, space), bounds)
     return {
         "line_punct_frac": safe_div(per_doc(parents, n, as_numpy(punct).astype(np.float64)), n_lines),
         "short_line_frac": safe_div(per_doc(parents, n, as_numpy(short).astype(np.float64)), n_lines),
-        "dup_line_chars_frac": safe_div(dup_chars, non_newline),
-        "newline_word_ratio": safe_div(as_numpy(pc.count_substring(texts, "\n")), word_counts(texts)),
+        "dup_line_chars_frac": safe_div(dup_chars, as_numpy(pc.utf8_length(texts)) - newlines),
+        "newline_word_ratio": safe_div(newlines, words),
     }
 
 
