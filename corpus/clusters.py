@@ -80,36 +80,30 @@ def signature_matrix(values: pd.Series, dtype: str) -> np.ndarray:
     return np.frombuffer(b"".join(items), dtype=dtype).reshape(len(items), -1)
 
 
-def bucket_rows(frame: pd.DataFrame, bands: int, rows: int, dtype: str, with_sig: bool) -> pd.DataFrame:
-    """One row per (doc, band): the 64-bit (band, bucket) key, the node and, to verify, the signature."""
+def bucket_rows(frame: pd.DataFrame, bands: int, rows: int, dtype: str) -> pd.DataFrame:
+    """One row per (doc, band): the 64-bit (band, bucket) key and the node."""
     frame = frame[frame["shingles"] > 0]
     keys = band_keys(signature_matrix(frame["sig"], dtype), bands, rows)
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {"bucket": keys.reshape(-1).view(np.int64), "node": np.repeat(frame["node"].to_numpy(np.int64), bands)}
     )
-    if with_sig:
-        out["sig"] = np.repeat(frame["sig"].to_numpy(dtype=object), bands)
-    return out
 
 
-def star_edges(frame: pd.DataFrame, dtype: str, threshold: float | None) -> pd.DataFrame:
-    """Edges (member, bucket minimum) of every bucket with two or more docs, and whether each passed.
-
-    With a threshold, an edge passes only if the signatures' estimated Jaccard reaches it;
-    without, every edge passes.
-    """
+def star_edges(frame: pd.DataFrame) -> pd.DataFrame:
+    """Edges (member, bucket minimum) of every bucket with two or more docs."""
     frame = frame[frame.duplicated("bucket", keep=False)]
     frame = frame.sort_values(["bucket", "node"])
-    lo = frame.groupby("bucket", sort=False)["node"].transform("first")
-    member = frame["node"].to_numpy(np.int64) != lo.to_numpy(np.int64)
-    passed = np.ones(int(member.sum()), dtype=bool)
-    if threshold is not None:
-        sigs = signature_matrix(frame["sig"], dtype)
-        first = frame.groupby("bucket", sort=False).cumcount().to_numpy() == 0
-        centre_rows = np.cumsum(first) - 1
-        centres = sigs[np.flatnonzero(first)][centre_rows]
-        passed = estimated_jaccard(sigs, centres)[member] >= threshold
-    return pd.DataFrame({"hi": frame["node"].to_numpy(np.int64)[member], "lo": lo.to_numpy(np.int64)[member], "passed": passed})
+    lo = frame.groupby("bucket", sort=False)["node"].transform("first").to_numpy(np.int64)
+    node = frame["node"].to_numpy(np.int64)
+    member = node != lo
+    return pd.DataFrame({"hi": node[member], "lo": lo[member]})
+
+
+def passing_edges(frame: pd.DataFrame, dtype: str, threshold: float) -> pd.DataFrame:
+    """The candidate edges whose two signatures' estimated Jaccard reaches the threshold."""
+    similar = estimated_jaccard(signature_matrix(frame["sig_hi"], dtype), signature_matrix(frame["sig_lo"], dtype))
+    passed = frame[similar >= threshold]
+    return pd.DataFrame({"hi": passed["hi"].to_numpy(np.int64), "lo": passed["lo"].to_numpy(np.int64)})
 
 
 def in_clusters(frame: pd.DataFrame) -> pd.DataFrame:
@@ -159,17 +153,21 @@ def near_duplicate_labels(reps: Any, settings: ClusterSettings) -> tuple[Any, di
     from dask import delayed
     from distributed import wait
 
-    verify = settings.verify_threshold is not None
     meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "node": pd.Series(dtype="int64")})
-    if verify:
-        meta["sig"] = pd.Series(dtype=object)
-    buckets = reps.map_partitions(
-        bucket_rows, settings.bands, settings.rows, settings.sig_dtype, verify, meta=meta
-    ).shuffle(on="bucket", npartitions=settings.npartitions)
-    edge_meta = EDGES_META.assign(passed=pd.Series(dtype=bool))
-    candidates = buckets.map_partitions(star_edges, settings.sig_dtype, settings.verify_threshold, meta=edge_meta)
-    candidates = candidates.persist()
-    edges = candidates[candidates["passed"]][["hi", "lo"]].drop_duplicates(split_out=settings.npartitions).persist()
+    buckets = reps.map_partitions(bucket_rows, settings.bands, settings.rows, settings.sig_dtype, meta=meta)
+    # Buckets carry nodes only; the few candidate pairs fetch their signatures by two joins
+    # afterwards, instead of every doc's signature travelling once per band through the shuffle.
+    candidates = buckets.shuffle(on="bucket", npartitions=settings.npartitions).map_partitions(
+        star_edges, meta=EDGES_META
+    ).drop_duplicates(split_out=settings.npartitions).persist()
+    edges = candidates
+    if settings.verify_threshold is not None:
+        sigs = reps[["node", "sig"]]
+        pairs = candidates.merge(sigs.rename(columns={"node": "hi", "sig": "sig_hi"}), on="hi").merge(
+            sigs.rename(columns={"node": "lo", "sig": "sig_lo"}), on="lo"
+        )
+        edges = pairs.map_partitions(passing_edges, settings.sig_dtype, settings.verify_threshold, meta=EDGES_META)
+    edges = edges.persist()
     n_candidates, n_edges = dask.compute(candidates.shape[0], edges.shape[0])
     counts = {"candidate_edges": int(n_candidates), "edges": int(n_edges), "components_rounds": 0}
     if n_edges <= settings.max_union_find_edges:

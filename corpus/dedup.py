@@ -36,7 +36,7 @@ from tokenmill.corpus.step import Version, find_cached, input_parts, params_json
 from tokenmill.corpus.store import FileEntry, Store, version_id
 
 STEP = "dedup"
-CODE_VERSION = "dedup-v1"
+CODE_VERSION = "dedup-v2"
 SIGNATURES = "signatures"
 CLUSTERS = "clusters"
 FIRST_LINE_CHARS = 120
@@ -94,7 +94,7 @@ class DedupParams(BaseModel):
         default=5_000_000, ge=0, description="edges up to which components run by union-find in one task"
     )
     shuffle_partitions: int | None = Field(
-        default=None, ge=1, description="partitions of each shuffle (default: the number of signature parts)"
+        default=None, ge=1, description="partitions of each shuffle (default: one per 100k docs, at most one per part)"
     )
 
     @model_validator(mode="after")
@@ -190,15 +190,26 @@ def against_frame(store: Store, vid: str, src: int):
     return joined[joined["dropped"].isna()].drop(columns="dropped")
 
 
-def clusters_name(index: int) -> str:
-    return f"part-{index:05d}.pq"
+CLUSTER_COLUMNS = ["part", "row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size"]
+# Signature rows per shuffle partition by default: ~60 MB of rows, and few enough tasks that a
+# small corpus does not pay the shuffles' per-partition costs many times over.
+DOCS_PER_SHUFFLE_PARTITION = 100_000
+
+
+def write_cluster_chunk(frame: pd.DataFrame, url: str, chunk: int) -> None:
+    """One mapping partition's rows of this version's docs, as `part=P/chunk-K.pq` per input part."""
+    frame = frame[frame["src"] == 0][CLUSTER_COLUMNS]
+    for part, rows in frame.groupby("part", sort=True):
+        with fsspec.open(f"{url}/part={part}/chunk-{chunk:05d}.pq", "wb", auto_mkdir=True) as f:
+            pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), f)
 
 
 def write_clusters(mapping: Any, url: str) -> None:
-    current = mapping[mapping["src"] == 0][
-        ["part", "row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size"]
-    ]
-    current.to_parquet(url, partition_on=["part"], name_function=clusters_name, write_index=False)
+    """The mapping by input part, written straight from its partitions (Dask's `to_parquet` with
+    `partition_on` measured seconds of fixed cost for a table this small)."""
+    import dask
+
+    dask.compute(*[dask.delayed(write_cluster_chunk)(d, url, k) for k, d in enumerate(mapping.to_delayed())])
 
 
 def folder_entries(store: Store, path: str, folder: str) -> list[FileEntry]:
@@ -281,7 +292,9 @@ def run_dedup(store: Store, params: DedupParams, client: Any, *, force: bool = F
     frames = [signature_frame([f"{attempt.uri}/{e.path}" for e in sig_files], 0)]
     frames += [against_frame(store, v, src) for src, v in enumerate(params.against, start=1)]
     docs = dd.concat(frames) if len(frames) > 1 else frames[0]
-    mapping, counts = assign_clusters(docs, cluster_settings(params, docs.npartitions))
+    signed_docs = sum(c["signed_docs"] for _, c in signed)
+    default_partitions = min(docs.npartitions, -(-signed_docs // DOCS_PER_SHUFFLE_PARTITION))
+    mapping, counts = assign_clusters(docs, cluster_settings(params, max(default_partitions, 1)))
     clusters_url = f"{attempt.uri}/{CLUSTERS}"
     write_clusters(mapping, clusters_url)
     report = cluster_report(mapping)
@@ -302,7 +315,7 @@ def run_dedup(store: Store, params: DedupParams, client: Any, *, force: bool = F
         "rows": params.rows,
         "threshold": params.threshold,
         "s_curve_at_threshold": round(minhash.s_curve(params.threshold, params.bands, params.rows), 6),
-        "signed_docs": sum(c["signed_docs"] for _, c in signed),
+        "signed_docs": signed_docs,
         "shingles": sum(c["shingles"] for _, c in signed),
         **counts,
         **report,
