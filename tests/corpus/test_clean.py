@@ -9,7 +9,8 @@ import ftfy
 import ftfy.bad_codecs  # noqa: F401  registers sloppy-windows-1252
 import pytest
 
-from tokenmill.corpus.clean import CleanParams, apply_line_rules, clean_text, ftfy_config, line_rules, needs_ftfy, run_clean
+from tokenmill.corpus.clean import CleanParams, apply_line_rules, clean_text, ftfy_config, line_rules, run_clean
+from tokenmill.corpus.clean_ftfy import needs_ftfy
 
 PARAMS = CleanParams()
 CONFIG = ftfy_config(PARAMS)
