@@ -166,6 +166,7 @@ def step_benches() -> dict[str, Any]:
     for path in sorted(BENCH_DIR.glob("bench_*.py")):
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module  # so worker processes a bench spawns can import it by name
         spec.loader.exec_module(module)
         benches[path.stem.removeprefix("bench_")] = module.bench
     return benches

@@ -12,6 +12,7 @@ dict of word hashes and a lookup per doc (same decisions, same process, `bench_t
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
 
@@ -25,8 +26,13 @@ UNICODE_SIZE = 0x110000
 
 @functools.cache
 def word_chars() -> np.ndarray:
-    """Per code point, whether it is a word character in the sense of Python's `\\w`."""
-    return np.fromiter((c.isalnum() or c == "_" for c in map(chr, range(UNICODE_SIZE))), bool, UNICODE_SIZE)
+    """Per code point, whether it is a word character in the sense of Python's `\\w`: found by the
+    regex itself over a string of every code point (0.04 s, against 0.2 s asking each character)."""
+    every = np.arange(UNICODE_SIZE, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    found = "".join(re.findall(r"\w+", every)).encode("utf-32-le", "surrogatepass")
+    flags = np.zeros(UNICODE_SIZE, dtype=bool)
+    flags[np.frombuffer(found, dtype=np.uint32)] = True
+    return flags
 
 
 _POWERS: dict[int, np.ndarray] = {}

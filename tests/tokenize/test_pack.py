@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pyarrow.feather as feather
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 
 from tokenmill.corpus.load import LoadParams, run_load
-from tokenmill.tokenize.decontam import eval_ngrams
+from tokenmill.tokenize.decontam import eval_ngrams, word_chars
 from tokenmill.tokenize.pack import PackParams, encode_with_boundaries, run_pack
 from tokenmill.tokenize.shards import Shard, shard_paths
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
@@ -99,6 +100,12 @@ def test_batch_encoding_places_boundaries_and_newlines_as_per_doc_encoding(store
         assert empty.tolist() == [False, True, False, False, False]
         docs_out = np.split(flat, np.cumsum(lengths)[:-1])
         assert [d.tolist() for d in docs_out] == [e + [marker] if boundary == "eos" else [marker] + e for e in expected]
+
+
+def test_word_characters_are_those_of_python_regex_word():
+    flags = word_chars()
+    sample = [*range(0, 0x3000, 7), *range(0x3000, 0x110000, 997), ord("_"), ord("İ"), ord("²"), ord("́")]
+    assert [bool(flags[c]) for c in sample] == [re.fullmatch(r"\w", chr(c)) is not None for c in sample]
 
 
 def test_ngram_overlap_helper_checks_each_doc_of_a_batch_apart():
