@@ -5,6 +5,7 @@ Reports MB/s and docs/s of the whole step, and the share of docs that took ftfy'
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 import time
@@ -21,18 +22,16 @@ MOJIBAKE_EVERY = 20  # one doc in 20 is UTF-8 read as cp1252, as on messy web cr
 def write_corpus(path: pathlib.Path, size_mb: float, mojibake_every: int = MOJIBAKE_EVERY) -> int:
     """JSONL of module docs up to `size_mb`, one doc in `mojibake_every` garbled (0: none); returns docs."""
     budget, docs = int(size_mb * 2**20), 0
+    # cycle() keeps the docs of its first pass, so the modules are parsed once however large the corpus.
+    texts = itertools.cycle(text for _, text, _ in pydocs.iter_module_docs(pydocs.module_files(), 2**62) if text)
     with path.open("w", encoding="utf-8") as f:
         while budget > 0:
-            for _, text, _ in pydocs.iter_module_docs(pydocs.module_files(), budget):
-                if not text:
-                    continue
-                if mojibake_every and docs % mojibake_every == 0:
-                    text = text.encode("utf-8").decode("latin-1")
-                f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
-                docs += 1
-                budget -= len(text.encode())
-                if budget <= 0:
-                    break
+            text = next(texts)
+            if mojibake_every and docs % mojibake_every == 0:
+                text = text.encode("utf-8").decode("latin-1")
+            f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+            docs += 1
+            budget -= len(text.encode())
     return docs
 
 

@@ -110,7 +110,8 @@ def bench(size_mb: float, workdir: pathlib.Path, client: Any) -> list[dict]:
     store = Store(str(workdir / "store"))
     loaded = run_load(store, LoadParams(paths=[str(path)], source_field="url", chunk_mb=PART_MB), client)
     start = time.perf_counter()
-    version = run_dedup(store, params, client, input_version=loaded.id, force=True)
+    with _sibling("run").PeakMemory() as memory:
+        version = run_dedup(store, params, client, input_version=loaded.id, force=True)
     wall = time.perf_counter() - start
     stats = store.read_json(version.id, "stats.json")
     row = _sibling("bench_clean").result_row("dedup", "whole step (exact + minhash)", stats, wall, client)
@@ -119,6 +120,7 @@ def bench(size_mb: float, workdir: pathlib.Path, client: Any) -> list[dict]:
         near_removed=stats["near_removed"],
         bands_x_rows=f"{stats['bands']}x{stats['rows']}",
         components_method=stats["components_method"],
+        peak_rss_per_worker_mb=round(memory.one_worker_peak / 2**20),
     )
     rows.append(row)
     return rows

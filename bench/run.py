@@ -89,23 +89,25 @@ def write_warc_corpus(path: Path, texts: list[str], size_mb: float) -> int:
 
 
 class PeakMemory:
-    """Samples the RSS of this process's children (the Dask workers) and of the driver."""
+    """Samples the RSS of this process's children (the Dask workers) and of the driver: the peak of
+    their sum, of the largest one alone (the per-worker figure) and of the driver."""
 
     def __init__(self, interval: float = 0.1):
-        self.interval, self.workers_peak, self.driver_peak = interval, 0, 0
+        self.interval, self.workers_peak, self.one_worker_peak, self.driver_peak = interval, 0, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
+            sizes = []
             for child in me.children(recursive=True):
                 try:
-                    total += child.memory_info().rss
+                    sizes.append(child.memory_info().rss)
                 except psutil.Error:
                     continue
-            self.workers_peak = max(self.workers_peak, total)
+            self.workers_peak = max(self.workers_peak, sum(sizes))
+            self.one_worker_peak = max(self.one_worker_peak, *sizes, 0)
             self.driver_peak = max(self.driver_peak, me.memory_info().rss)
             self._stop.wait(self.interval)
 
