@@ -6,17 +6,19 @@ import os
 
 import dask
 
-from tokenmill.corpus.runtime import WORKER_MALLOC_MMAP_THRESHOLD, worker_environ
+from tokenmill.corpus.runtime import WORKER_MALLOC_THRESHOLD, worker_environ
 
 
-def test_workers_keep_dask_environment_and_get_the_mmap_threshold(client):
-    environ = client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS")})
-    assert environ and all(
-        e == {"MALLOC_MMAP_THRESHOLD_": str(WORKER_MALLOC_MMAP_THRESHOLD), "OMP_NUM_THREADS": "1"}
-        for e in environ.values()
-    )
+MALLOC_KEYS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")
 
 
-def test_a_threshold_set_in_dask_config_is_kept():
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 1024}):
-        assert worker_environ()["MALLOC_MMAP_THRESHOLD_"] == 1024
+def test_workers_keep_dask_environment_and_get_the_malloc_thresholds(client):
+    environ = client.run(lambda: {k: os.environ.get(k) for k in MALLOC_KEYS})
+    threshold = str(WORKER_MALLOC_THRESHOLD)
+    assert environ and all(e == dict(zip(MALLOC_KEYS, (threshold, threshold, "1"))) for e in environ.values())
+
+
+def test_thresholds_set_in_dask_config_are_kept():
+    environ = "distributed.nanny.pre-spawn-environ"
+    with dask.config.set({f"{environ}.MALLOC_MMAP_THRESHOLD_": 1024, f"{environ}.MALLOC_TRIM_THRESHOLD_": 4096}):
+        assert [worker_environ()[k] for k in MALLOC_KEYS[:2]] == [1024, 4096]
