@@ -113,12 +113,6 @@ def re2_space(raw: np.ndarray) -> np.ndarray:
     return (raw == 32) | ((raw >= 9) & (raw <= 13) & (raw != 11))
 
 
-def space_counts(texts: pa.Array) -> np.ndarray:
-    r"""Matches of RE2 `\s` per text (the count pyarrow's regex gives), from the bytes."""
-    raw, bounds = utf8_bytes(texts)
-    return per_text(re2_space(raw), bounds)
-
-
 def word_starts(raw: np.ndarray, bounds: np.ndarray, space: np.ndarray) -> np.ndarray:
     r"""Byte positions where an RE2 `\S+` match starts: not space, after a space or at the head of a text."""
     starts = ~space

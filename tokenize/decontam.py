@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 
 MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for the polynomial hashes
 MIX_INVERSE = np.uint64(pow(int(MIX), -1, 2**64))
@@ -56,13 +55,13 @@ def finalize(h: np.ndarray) -> np.ndarray:
         return h ^ (h >> np.uint64(31))
 
 
-def batch_words(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+def batch_words(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
     """(hash of each word, index of its doc) for all words of a batch of docs, in order.
 
     The batch is one array of code points; a word's hash is its span of a polynomial prefix
     hash, shifted to position 0 with the base's inverse, so equal words hash equal wherever
     they stand and no string is made per word."""
-    lowered = [(t or "").lower() for t in (texts.to_pylist() if isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts)]
+    lowered = [(t or "").lower() for t in texts]
     lengths = np.fromiter(map(len, lowered), np.int64, len(lowered))
     points = np.frombuffer("".join(lowered).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     starts_of_docs = np.cumsum(lengths) - lengths
@@ -79,7 +78,7 @@ def batch_words(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> tup
     return hashes, np.searchsorted(starts_of_docs, starts, side="right") - 1
 
 
-def batch_ngrams(texts: pa.Array | pa.ChunkedArray | Sequence[str | None], n: int) -> tuple[np.ndarray, np.ndarray]:
+def batch_ngrams(texts: Sequence[str | None], n: int) -> tuple[np.ndarray, np.ndarray]:
     """(hash, doc index) of every run of n consecutive words inside one doc; docs with fewer have none."""
     hashes, doc_of = batch_words(texts)
     count = len(hashes) - n + 1
@@ -110,7 +109,7 @@ class EvalNgrams:
         flags[self.hashes & np.uint64(size - 1)] = True
         return flags
 
-    def overlapping_docs(self, texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> np.ndarray:
+    def overlapping_docs(self, texts: Sequence[str | None]) -> np.ndarray:
         """Per doc of the batch, whether it shares any n-gram with the evaluation set."""
         dirty = np.zeros(len(texts), dtype=bool)
         if len(self.hashes) == 0:

@@ -155,7 +155,7 @@ def encode_part(index: int, url: str, job: EncodeJob, eval_set: EvalNgrams) -> E
     with fsspec.open(out.tokens_url, "wb", auto_mkdir=True) as tokens_file:
         for table in read_batches(url, batch_rows=job.batch_docs):
             texts = table["text"].to_pylist()
-            dirty = eval_set.overlapping_docs(table["text"])
+            dirty = eval_set.overlapping_docs(texts)
             flat, doc_lengths, empty_clean = encode_with_boundaries(
                 sp, [t or "" for t, d in zip(texts, dirty) if not d], job.newline_id, job.threads, job.boundary,
                 job.dtype)
