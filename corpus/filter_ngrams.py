@@ -8,6 +8,8 @@ the smallest code. n-gram codes are built level by level from (n-1)-gram codes, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,9 +17,36 @@ import pyarrow.compute as pc
 UNIQUE = -1  # the code of an n-gram that occurs once in its doc
 
 
-def first_seen_codes(keys: np.ndarray) -> np.ndarray:
+CHUNK_ITEMS = 1 << 15  # items per hash table: small enough to stay in cache (2-3x faster than one big table)
+
+
+def doc_chunks(parents: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) slices of about CHUNK_ITEMS items that never split a doc (`parents` is sorted)."""
+    heads = np.flatnonzero(np.diff(parents, prepend=-1))
+    cuts = heads[np.unique(np.searchsorted(heads, np.arange(0, len(parents), CHUNK_ITEMS), side="right") - 1)].tolist()
+    return list(zip(cuts, cuts[1:] + [len(parents)]))
+
+
+def coded_by_chunk(parents: np.ndarray, chunk_codes: Callable[[int, int], np.ndarray]) -> np.ndarray:
+    """First-appearance codes computed per chunk of docs (`chunk_codes(start, end)`), offset into batch codes:
+    a code never spans two docs, so the chunks' codes never meet."""
+    out = np.empty(len(parents), dtype=np.int64)
+    offset = 0
+    for start, end in doc_chunks(parents):
+        codes = chunk_codes(start, end)
+        out[start:end] = codes + offset
+        offset += int(codes.max()) + 1
+    return out
+
+
+def dictionary_codes(values: pa.Array) -> np.ndarray:
     """Codes 0, 1, ... numbered in order of first appearance (pyarrow's hash dictionary)."""
-    return pc.dictionary_encode(pa.array(keys)).indices.to_numpy().astype(np.int64)
+    return pc.dictionary_encode(values).indices.to_numpy()
+
+
+def first_seen_codes(keys: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """First-appearance codes of keys that already tell docs apart."""
+    return coded_by_chunk(parents, lambda start, end: dictionary_codes(pa.array(keys[start:end])))
 
 
 def is_first(codes: np.ndarray) -> np.ndarray:
@@ -28,8 +57,12 @@ def is_first(codes: np.ndarray) -> np.ndarray:
 
 def item_codes(items: pa.Array, parents: np.ndarray) -> np.ndarray:
     """Codes of (doc, item value) pairs: equal only for equal items of the same doc."""
-    values = pc.dictionary_encode(items).indices.to_numpy().astype(np.int64)
-    return first_seen_codes(parents.astype(np.int64) * (int(values.max(initial=0)) + 1) + values)
+
+    def chunk_codes(start: int, end: int) -> np.ndarray:
+        values = dictionary_codes(items[start:end]).astype(np.int64)
+        return dictionary_codes(pa.array((parents[start:end] - parents[start]) * (int(values.max()) + 1) + values))
+
+    return coded_by_chunk(parents, chunk_codes)
 
 
 def dup_items(items: pa.Array, parents: np.ndarray, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +85,7 @@ def next_level(codes: np.ndarray, words: np.ndarray, parents: np.ndarray, n: int
     at = np.flatnonzero(may)
     if len(at):
         keys = codes[at] * (int(words.max()) + 1) + words[at + n - 1]
-        out[at] = repeated_only(first_seen_codes(keys))
+        out[at] = repeated_only(first_seen_codes(keys, parents[at]))
     return out
 
 
@@ -83,33 +116,93 @@ def top_gram_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndarra
     return out
 
 
+MAX_CHAIN = 32  # runs of repeats, each entered where the last one's jump lands, resolved in numpy; longer: walked
+
+
 def jumped_dup_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndarray, n: int, n_docs: int) -> np.ndarray:
     """Per doc: chars of n-grams that repeat an earlier visited one; a repeat jumps past itself (Gopher).
 
-    Only repeats can change the walk, so it steps from repeat to repeat, and from a counted one
-    straight to the first repeat past its jump; a first occurrence jumped over is never visited,
-    and its gram counts as new when next seen. The walk is sequential, so it is one Python loop
-    over the batch: codes are per doc and a jump never leaves its doc, so no state is reset.
+    A first occurrence that a jump skips is never visited, and its gram counts as new when next
+    seen. Until that first happens in a doc, the walk goes by arithmetic (`stride_walk`); from
+    there on one Python loop walks those docs' repeats in order (`_walk`).
     """
     known = np.flatnonzero(codes != UNIQUE)
     first_mask = is_first(codes[known])
     first, repeats = known[first_mask], known[~first_mask]
     if not len(repeats):
         return np.zeros(n_docs)
-    after_jump = np.searchsorted(repeats, repeats + n)
-    jumped_from = np.searchsorted(first, repeats, side="right")
-    jumped_to = np.searchsorted(first, repeats + n)
-    counted = _walk(
-        codes[repeats].tolist(), after_jump.tolist(), jumped_from.tolist(), jumped_to.tolist(), codes[first].tolist()
-    )
+    counted, unresolved = stride_walk(repeats, parents[repeats], n)
     at = repeats[counted]
+    jumper, skipped = skipped_firsts(first, at, n)
+    skipped_code = np.zeros(int(codes.max()) + 1, dtype=bool)
+    skipped_code[codes[skipped]] = True  # a first occurrence precedes its repeats, so the jump came first
+    seen_again = at[skipped_code[codes[at]]]
+    walk_from = np.full(n_docs, np.iinfo(np.int64).max)
+    np.minimum.at(walk_from, parents[seen_again], seen_again)
+    walk_from[unresolved] = -1
+    before = at < walk_from[parents[at]]
+    waiting = codes[skipped[before[jumper]]]
+    rest = repeats[repeats >= walk_from[parents[repeats]]]
+    at = np.concatenate((at[before], walked_repeats(first, codes, rest, n, waiting)))
     return np.bincount(parents[at], weights=gram_chars[at], minlength=n_docs)
 
 
-def _walk(codes: list, after_jump: list, jumped_from: list, jumped_to: list, first_codes: list) -> list:
+def stride_walk(repeats: np.ndarray, docs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The walk if no skipped first occurrence ever came back: (indices of counted repeats, docs left unresolved).
+
+    Repeats come in runs of consecutive positions (a repeated passage), inside which the walk counts
+    every n-th. Where a run is entered depends on where the previous run's last jump landed, so the
+    entry points are found by iterating to a fixed point, one more link of each chain per round.
+    """
+    heads = np.flatnonzero((np.diff(repeats, prepend=-2) != 1) | (np.diff(docs, prepend=-1) != 0))
+    ends = np.append(heads[1:], len(repeats))
+    starts, stops = repeats[heads], repeats[ends - 1] + 1
+    chained = np.append(False, docs[heads[1:]] == docs[heads[:-1]])
+    entry = starts
+    for _ in range(MAX_CHAIN):
+        counts = np.maximum((stops - 1 - entry) // n + 1, 0)
+        landing = np.where(counts > 0, entry + counts * n, entry)
+        previous = np.append(-1, landing[:-1])
+        settled, entry = entry, np.where(chained, np.maximum(starts, previous), starts)
+        moved = entry != settled
+        if not moved.any():
+            break
+    unresolved = np.unique(docs[heads[moved]])
+    first_counted = heads + (settled - starts)  # where `counts` were counted from
+    return expand_ranges(first_counted, counts, n), unresolved
+
+
+def expand_ranges(starts: np.ndarray, counts: np.ndarray, step: int = 1) -> np.ndarray:
+    """starts[i], starts[i] + step, ... (counts[i] values each), concatenated."""
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + step * offsets
+
+
+def skipped_firsts(first: np.ndarray, counted: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first occurrences the counted repeats jump over: (index of the jumping repeat, position skipped)."""
+    jumped_from = np.searchsorted(first, counted, side="right")
+    spans = np.searchsorted(first, counted + n) - jumped_from
+    return np.repeat(np.arange(len(counted)), spans), first[expand_ranges(jumped_from, spans)]
+
+
+def walked_repeats(first: np.ndarray, codes: np.ndarray, repeats: np.ndarray, n: int, waiting: np.ndarray) -> np.ndarray:
+    """Positions of the repeats the exact walk counts, stepping from repeat to repeat in order."""
+    if not len(repeats):
+        return repeats
+    counted = _walk(
+        codes[repeats].tolist(),
+        np.searchsorted(repeats, repeats + n).tolist(),
+        np.searchsorted(first, repeats, side="right").tolist(),
+        np.searchsorted(first, repeats + n).tolist(),
+        codes[first].tolist(),
+        set(waiting.tolist()),
+    )
+    return repeats[np.array(counted, dtype=np.int64)]
+
+
+def _walk(codes: list, after_jump: list, jumped_from: list, jumped_to: list, first_codes: list, waiting: set) -> list:
     """Indices of the repeats the walk counts. Counting repeat k jumps to repeat `after_jump[k]` over the
     first occurrences `first_codes[jumped_from[k]:jumped_to[k]]`, whose codes then wait to be seen once more."""
-    waiting: set[int] = set()
     counted = []
     k, end = 0, len(codes)
     while k < end:
