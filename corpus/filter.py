@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tokenmill.corpus.filter_gopher import GOPHER_QUALITY, GOPHER_REPETITION, GopherQualityParams, GopherRepetitionParams
 from tokenmill.corpus.filter_lang import LANGUAGE, LanguageParams, check_dependency
 from tokenmill.corpus.filter_pii import PII, PiiParams
-from tokenmill.corpus.filter_spec import FilterSpec, TransformSpec, as_numpy, histogram
+from tokenmill.corpus.filter_spec import FilterSpec, TextBatch, TransformSpec, as_numpy, histogram
 from tokenmill.corpus.filter_url import URL_BLOCKLIST, UrlBlocklistParams
 from tokenmill.corpus.filter_web import C4, FINEWEB, LENGTH, C4Params, FineWebParams, LengthParams
 from tokenmill.corpus.parts import Batch, PartWriter
@@ -119,12 +119,13 @@ def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterPa
     }
     counters: Counter = Counter()
     for table in read_batches(url, columns=["text", "source"]):
+        batch = TextBatch(table)
         for name in params.filters:
             spec = FILTERS[name]
             if isinstance(spec, TransformSpec):
-                table = apply_transforms(table, name, params, counters)
+                batch = TextBatch(apply_transforms(batch.table, name, params, counters))
             elif name in writers:
-                values = spec.compute(table, getattr(params, name))
+                values = spec.compute(batch, getattr(params, name))
                 columns = [pa.array(values[s.name], s.type) for s in spec.signals]
                 writers[name].write(pa.Table.from_arrays(columns, schema=writers[name].schema))
     return {name: writer.close(keep_empty=True) for name, writer in writers.items()}

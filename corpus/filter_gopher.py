@@ -22,20 +22,16 @@ from tokenmill.corpus.filter_spec import (
     FilterSpec,
     Rules,
     Signal,
+    TextBatch,
     as_numpy,
-    count_in,
     count_regex,
     letter_word_counts,
     nonempty_items,
     per_doc,
     per_text,
-    re2_space,
     rule,
     safe_div,
-    split_lines,
     substring_counts,
-    utf8_bytes,
-    word_starts,
 )
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
@@ -59,28 +55,25 @@ class GopherQualityParams(BaseModel):
     min_stop_words: int = Field(default=2, ge=0, description=f"occurrences of the stop words {', '.join(STOP_WORDS)}")
 
 
-def quality_signals(table: pa.Table, params: GopherQualityParams) -> dict[str, Any]:
-    """Word, space and symbol counts from one pass over the batch's UTF-8 bytes; lines and stop words by RE2."""
-    texts = table["text"]
-    n = len(texts)
-    raw, bounds = utf8_bytes(texts)
-    space = re2_space(raw)
-    starts = word_starts(raw, bounds, space)
-    words = count_in(starts, bounds)
-    word_chars = as_numpy(pc.utf8_length(texts)) - per_text(space, bounds)
+def quality_signals(batch: TextBatch, params: GopherQualityParams) -> dict[str, Any]:
+    """Word, space and symbol counts from the batch's UTF-8 bytes; lines and stop words by RE2."""
+    n = len(batch)
+    raw, bounds = batch.utf8
+    words = batch.words
+    word_chars = batch.chars - per_text(batch.space, bounds)
     symbols = sum(substring_counts(raw, bounds, s.encode()) for s in ("#", "...", "…"))
-    lines, parents = split_lines(texts)
+    lines, parents = batch.lines
     n_lines = per_doc(parents, n)
     bullets = per_doc(parents, n, as_numpy(pc.match_substring_regex(lines, BULLET_RE)).astype(np.float64))
     ellipses = per_doc(parents, n, as_numpy(pc.match_substring_regex(lines, ELLIPSIS_LINE_RE)).astype(np.float64))
-    stop_words = count_regex(pc.utf8_lower(texts), r"\b(?:%s)\b" % "|".join(STOP_WORDS))
+    stop_words = count_regex(batch.lower, r"\b(?:%s)\b" % "|".join(STOP_WORDS))
     return {
         "words": words,
         "mean_word_length": safe_div(word_chars, words),
         "symbol_word_ratio": safe_div(symbols, words),
         "bullet_lines_frac": safe_div(bullets, n_lines),
         "ellipsis_lines_frac": safe_div(ellipses, n_lines),
-        "alpha_words_frac": safe_div(letter_word_counts(raw, bounds, starts), words),
+        "alpha_words_frac": safe_div(letter_word_counts(raw, bounds, batch.word_starts), words),
         "stop_words": stop_words,
     }
 
@@ -142,9 +135,9 @@ REPETITION_SIGNALS = (
 )
 
 
-def repetition_signals(table: pa.Table, params: GopherRepetitionParams) -> dict[str, Any]:
+def repetition_signals(batch: TextBatch, params: GopherRepetitionParams) -> dict[str, Any]:
     """Lines split at newline runs, paragraphs at blank lines of the stripped text, words as `str.split()`."""
-    texts = table["text"]
+    texts = batch.texts
     n = len(texts)
     lines, line_docs = nonempty_items(pc.split_pattern(texts, "\n"))
     paras, para_docs = nonempty_items(pc.split_pattern_regex(pc.utf8_trim_whitespace(texts), r"\n{2,}"))
@@ -152,7 +145,7 @@ def repetition_signals(table: pa.Table, params: GopherRepetitionParams) -> dict[
     line_dups, line_chars = dup_items(lines, line_docs, n)
     para_dups, para_chars = dup_items(paras, para_docs, n)
     word_chars = np.maximum(per_doc(word_docs, n, as_numpy(pc.utf8_length(words))), 1)
-    size = np.maximum(as_numpy(pc.utf8_length(texts)), 1)
+    size = np.maximum(batch.chars, 1)
     grams = ngram_chars(words, word_docs, n, TOP_NGRAMS, DUP_NGRAMS)
     values = [
         line_dups / np.maximum(per_doc(line_docs, n), 1),

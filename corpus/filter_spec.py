@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ class FilterSpec:
     params: type[BaseModel]
     signals: tuple[Signal, ...]
     signal_version: str
-    compute: Callable[[pa.Table, Any], dict[str, Any]]
+    compute: Callable[[TextBatch, Any], dict[str, Any]]
     decide: Callable[[Columns, Any], Rules]
     signal_settings: Callable[[Any], dict[str, Any]] = field(default=lambda params: {})
 
@@ -63,6 +64,57 @@ class TransformSpec:
     name: str
     params: type[BaseModel]
     apply: Callable[[pa.Array, Any], tuple[pa.Array, dict[str, int]]]
+
+
+class TextBatch:
+    """A batch of docs and the views of its texts that several filters share, each made once on first use
+    (length, gopher_quality and fineweb all count words; gopher_quality and fineweb both read lines)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __getitem__(self, column: str) -> pa.ChunkedArray:
+        return self.table[column]
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @cached_property
+    def texts(self) -> pa.Array:
+        return self.table["text"].combine_chunks().cast(pa.large_string())
+
+    @cached_property
+    def utf8(self) -> tuple[np.ndarray, np.ndarray]:
+        """The texts' UTF-8 bytes and each text's [start, end) offsets into them (`utf8_bytes`)."""
+        return utf8_bytes(self.texts)
+
+    @cached_property
+    def space(self) -> np.ndarray:
+        return re2_space(self.utf8[0])
+
+    @cached_property
+    def word_starts(self) -> np.ndarray:
+        r"""Byte positions where an RE2 `\S+` match starts."""
+        raw, bounds = self.utf8
+        return word_starts(raw, bounds, self.space)
+
+    @cached_property
+    def words(self) -> np.ndarray:
+        r"""Matches of RE2 `\S+` per text."""
+        return count_in(self.word_starts, self.utf8[1])
+
+    @cached_property
+    def chars(self) -> np.ndarray:
+        return as_numpy(pc.utf8_length(self.texts))
+
+    @cached_property
+    def lines(self) -> tuple[pa.Array, np.ndarray]:
+        """Stripped non-blank lines and the doc of each (`split_lines`)."""
+        return split_lines(self.texts)
+
+    @cached_property
+    def lower(self) -> pa.Array:
+        return pc.utf8_lower(self.texts)
 
 
 def histogram(values: np.ndarray, bins: tuple[float, ...]) -> list[int]:
@@ -120,12 +172,6 @@ def word_starts(raw: np.ndarray, bounds: np.ndarray, space: np.ndarray) -> np.nd
     heads = bounds[:-1][bounds[:-1] < bounds[1:]]
     starts[heads] = ~space[heads]
     return np.flatnonzero(starts)
-
-
-def word_counts(texts: pa.Array) -> np.ndarray:
-    r"""Matches of RE2 `\S+` per text."""
-    raw, bounds = utf8_bytes(texts)
-    return count_in(word_starts(raw, bounds, re2_space(raw)), bounds)
 
 
 def letter_word_counts(raw: np.ndarray, bounds: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenmill.corpus.errors import ConfigError
-from tokenmill.corpus.filter_spec import FLAG_BINS, Columns, FilterSpec, Rules, Signal, as_numpy, rule
+from tokenmill.corpus.filter_spec import FLAG_BINS, Columns, FilterSpec, Rules, Signal, TextBatch, as_numpy, rule
 from tokenmill.corpus.stats import DOMAIN_PATTERN
 
 
@@ -48,9 +48,9 @@ def url_settings(params: UrlBlocklistParams) -> dict[str, Any]:
     return {"lists_sha256": hashlib.sha256(repr((domains, substrings)).encode()).hexdigest()}
 
 
-def url_signals(table: pa.Table, params: UrlBlocklistParams) -> dict[str, Any]:
+def url_signals(batch: TextBatch, params: UrlBlocklistParams) -> dict[str, Any]:
     domains, substrings = block_lists(params)
-    urls = pc.utf8_lower(pc.fill_null(table["source"], ""))
+    urls = pc.utf8_lower(pc.fill_null(batch["source"], ""))
     hosts = pc.fill_null(pc.struct_field(pc.extract_regex(urls, DOMAIN_PATTERN), "host"), "")
     domain_hit = np.zeros(len(urls), dtype=bool)
     for domain in domains:

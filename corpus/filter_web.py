@@ -23,18 +23,13 @@ from tokenmill.corpus.filter_spec import (
     FilterSpec,
     Rules,
     Signal,
+    TextBatch,
     as_numpy,
-    count_in,
     count_regex,
     per_doc,
     per_text,
-    re2_space,
     rule,
     safe_div,
-    split_lines,
-    utf8_bytes,
-    word_counts,
-    word_starts,
 )
 
 # FineWeb's line-end punctuation (datatrove's FineWebQualityFilter stop chars).
@@ -51,8 +46,8 @@ class LengthParams(BaseModel):
     max_words: int = Field(default=1_000_000, ge=0, description="docs with more words are dropped")
 
 
-def length_signals(table: pa.Table, params: LengthParams) -> dict[str, Any]:
-    return {"chars": as_numpy(pc.utf8_length(table["text"])), "words": word_counts(table["text"])}
+def length_signals(batch: TextBatch, params: LengthParams) -> dict[str, Any]:
+    return {"chars": batch.chars, "words": batch.words}
 
 
 def length_rules(s: Columns, p: LengthParams) -> Rules:
@@ -102,9 +97,8 @@ def c4_settings(params: C4Params) -> dict[str, Any]:
     return {"bad_words_sha256": hashlib.sha256("\n".join(words).encode()).hexdigest() if words else None}
 
 
-def c4_signals(table: pa.Table, params: C4Params) -> dict[str, Any]:
-    texts = table["text"]
-    lower = pc.utf8_lower(texts)
+def c4_signals(batch: TextBatch, params: C4Params) -> dict[str, Any]:
+    texts, lower = batch.texts, batch.lower
     words = read_word_list(params.bad_words_file)
     if words:
         pattern = r"\b(?:%s)\b" % "|".join(pc_escape(w) for w in words)
@@ -160,23 +154,20 @@ class FineWebParams(BaseModel):
     max_newline_word_ratio: float = Field(default=0.3, ge=0, description="newlines per word")
 
 
-def fineweb_signals(table: pa.Table, params: FineWebParams) -> dict[str, Any]:
-    texts = table["text"]
-    n = len(texts)
-    lines, parents = split_lines(texts)
+def fineweb_signals(batch: TextBatch, params: FineWebParams) -> dict[str, Any]:
+    n = len(batch)
+    lines, parents = batch.lines
     n_lines = per_doc(parents, n)
     punct = pc.match_substring_regex(lines, "[%s]$" % pc_escape(LINE_END_PUNCT))
     short = pc.less_equal(pc.utf8_length(lines), FINEWEB_SHORT_LINE_CHARS)
     dup_chars = dup_items(lines, parents, n)[1]
-    raw, bounds = utf8_bytes(texts)
-    space = re2_space(raw)
+    raw, bounds = batch.utf8
     newlines = per_text(raw == 10, bounds)
-    words = count_in(word_starts(raw, bounds, space), bounds)
     return {
         "line_punct_frac": safe_div(per_doc(parents, n, as_numpy(punct).astype(np.float64)), n_lines),
         "short_line_frac": safe_div(per_doc(parents, n, as_numpy(short).astype(np.float64)), n_lines),
-        "dup_line_chars_frac": safe_div(dup_chars, as_numpy(pc.utf8_length(texts)) - newlines),
-        "newline_word_ratio": safe_div(newlines, words),
+        "dup_line_chars_frac": safe_div(dup_chars, batch.chars - newlines),
+        "newline_word_ratio": safe_div(newlines, batch.words),
     }
 
 

@@ -10,7 +10,7 @@ import pytest
 from tokenmill.corpus.filter import FILTERS, FilterParams, run_filter
 from tokenmill.corpus.filter_lang import identify
 from tokenmill.corpus.filter_pii import PiiParams, redact_batch
-from tokenmill.corpus.filter_spec import as_numpy
+from tokenmill.corpus.filter_spec import TextBatch, as_numpy
 
 GOOD = (
     "The history of the city is long and varied, and it has been shaped by many people over the years. "
@@ -25,7 +25,7 @@ def signals_of(name: str, text: str, params=None, source: str = "http://example.
     spec = FILTERS[name]
     params = params or spec.params()
     table = pa.table({"text": pa.array([text], pa.large_string()), "source": [source]})
-    values = spec.compute(table, params)
+    values = spec.compute(TextBatch(table), params)
     return {s.name: as_numpy(pa.array(values[s.name], s.type)) for s in spec.signals}
 
 
