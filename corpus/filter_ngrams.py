@@ -143,7 +143,8 @@ def jumped_dup_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndar
     before = at < walk_from[parents[at]]
     waiting = codes[skipped[before[jumper]]]
     rest = repeats[repeats >= walk_from[parents[repeats]]]
-    at = np.concatenate((at[before], walked_repeats(first, codes, rest, n, waiting)))
+    rest_first = first[first > walk_from[parents[first]]]
+    at = np.concatenate((at[before], walked_repeats(rest_first, codes, rest, n, waiting)))
     return np.bincount(parents[at], weights=gram_chars[at], minlength=n_docs)
 
 
