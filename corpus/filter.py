@@ -112,11 +112,13 @@ def apply_transforms(table: pa.Table, name: str, params: FilterParams, counters:
 
 
 def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterParams) -> dict[str, Any]:
-    """Phase 1 task: the signals of the filters in `outputs` for one input part, one file each."""
+    """Phase 1 task: the signals of the filters in `outputs` for one input part, one file each, and
+    the histograms of the values written (so no later pass rereads them)."""
     writers = {
         name: PartWriter(f"{uri}/part-{index:05d}.parquet", f"part-{index:05d}.parquet", pa.schema(FILTERS[name].fields()))
         for name, uri in outputs.items()
     }
+    histograms = {name: empty_histograms(FILTERS[name]) for name in outputs}
     counters: Counter = Counter()
     for table in read_batches(url, columns=["text", "source"]):
         batch = TextBatch(table)
@@ -128,7 +130,20 @@ def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterPa
                 values = spec.compute(batch, getattr(params, name))
                 columns = [pa.array(values[s.name], s.type) for s in spec.signals]
                 writers[name].write(pa.Table.from_arrays(columns, schema=writers[name].schema))
-    return {name: writer.close(keep_empty=True) for name, writer in writers.items()}
+                for signal, column in zip(spec.signals, columns):
+                    if signal.bins:
+                        histograms[name][spec.column(signal.name)] += histogram(as_numpy(column), signal.bins)
+    return {name: (writer.close(keep_empty=True), histograms[name]) for name, writer in writers.items()}
+
+
+def empty_histograms(spec: FilterSpec) -> dict[str, np.ndarray]:
+    """Zero counts per signal column that has histogram edges."""
+    return {spec.column(s.name): np.zeros(len(s.bins) + 1, dtype=np.int64) for s in spec.signals if s.bins}
+
+
+def histogram_stats(spec: FilterSpec, counts: dict[str, np.ndarray]) -> dict[str, Any]:
+    edges = {spec.column(s.name): list(s.bins) for s in spec.signals}
+    return {column: {"edges": edges[column], "counts": values.tolist()} for column, values in counts.items()}
 
 
 def compute_signals(store: Store, client: Any, input_version: str, params: FilterParams, missing: dict) -> dict:
@@ -140,10 +155,14 @@ def compute_signals(store: Store, client: Any, input_version: str, params: Filte
     results = client.gather(futures)
     computed = {}
     for name, attempt in attempts.items():
-        files = [result[name] for result in results]
+        files = [result[name][0] for result in results]
         docs = sum(entry.rows for entry in files)
         spec = FILTERS[name]
-        stats = {"docs": docs, "columns": [f.name for f in spec.fields()]}
+        counts = empty_histograms(spec)
+        for result in results:
+            for column, values in result[name][1].items():
+                counts[column] += values
+        stats = {"docs": docs, "columns": [f.name for f in spec.fields()], "histograms": histogram_stats(spec, counts)}
         files.append(attempt.write_json("stats.json", stats))
         identity = missing[name][1]
         attempt.commit({**identity, "key": missing[name][2]}, [input_version], spec.signal_version, files, stats)
@@ -157,17 +176,25 @@ def part_histograms(url: str, columns: dict[str, tuple[float, ...]]) -> dict[str
     return {col: histogram(as_numpy(table[col]), bins) for col, bins in columns.items()}
 
 
-def signal_histograms(client: Any, sources: dict[str, list[str]]) -> dict[str, Any]:
-    """Per signal column: histogram edges and counts over every input row, summed over parts by Dask."""
+def signal_histograms(store: Store, client: Any, signal_vids: dict[str, str], carried: dict[str, list[str]]) -> dict:
+    """Per signal column: histogram edges and counts over every input row. A signals version keeps
+    them in its stats; signals carried in the input's columns (or stored without them) are read
+    and counted by Dask."""
     out: dict[str, Any] = {}
+    sources = dict(carried)
+    for name, vid in signal_vids.items():
+        stored = store.read_json(vid, "stats.json").get("histograms")
+        if stored is None:
+            sources[name] = store.files(vid)
+        else:
+            out.update(stored)
     for name, urls in sources.items():
+        counts = empty_histograms(FILTERS[name])
         bins = {FILTERS[name].column(s.name): s.bins for s in FILTERS[name].signals if s.bins}
-        totals = {col: np.zeros(len(edges) + 1, dtype=np.int64) for col, edges in bins.items()}
         for result in client.gather([client.submit(part_histograms, url, bins, pure=False) for url in urls]):
-            for col, counts in result.items():
-                totals[col] += counts
-        for col, edges in bins.items():
-            out[col] = {"edges": list(edges), "counts": totals[col].tolist()}
+            for column, values in result.items():
+                counts[column] += values
+        out.update(histogram_stats(FILTERS[name], counts))
     return out
 
 
@@ -260,12 +287,11 @@ def run_filter(store: Store, params: FilterParams, client: Any, *, force: bool =
     computed = compute_signals(store, client, input_version, params, missing) if missing else {}
     signal_files = {name: store.files(vid) for name, vid in signal_vids.items()}
     tasks = [(url, {name: files[i] for name, files in signal_files.items()}) for i, url in enumerate(parts)]
-    sources = {**signal_files, **{name: parts for name in from_input}}
     extra = {
         "signals": {
             "computed_docs": {name: computed.get(name, 0) for name in keys},
             "versions": {name: signal_vids.get(name, "input columns") for name in keys},
-            "histograms": signal_histograms(client, sources),
+            "histograms": signal_histograms(store, client, signal_vids, {name: parts for name in from_input}),
         }
     }
     return run_docs_step(

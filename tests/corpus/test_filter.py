@@ -180,6 +180,7 @@ def test_filter_step_reasons_threshold_rerun_and_conservation(store, client, tmp
     assert second.id != first.id and not second.cached
     stats2 = store.read_json(second.id, "stats.json")
     assert set(stats2["signals"]["computed_docs"].values()) == {0}
+    assert stats2["signals"]["histograms"] == stats["signals"]["histograms"]  # kept by the signals versions
     assert stats2["docs_out"] == 0
     assert store.read_docs(second.id, kind="rejected").compute().set_index("source").loc[
         "http://a.example/good", "reason"] == "filter:gopher_quality.min_words"
@@ -188,4 +189,5 @@ def test_filter_step_reasons_threshold_rerun_and_conservation(store, client, tmp
     stats3 = store.read_json(again.id, "stats.json")
     assert set(stats3["signals"]["versions"].values()) == {"input columns"}
     assert set(stats3["signals"]["computed_docs"].values()) == {0}
+    assert sum(stats3["signals"]["histograms"]["gopher_quality__words"]["counts"]) == stats3["docs_in"]
     assert stats3["docs_out"] == 1
