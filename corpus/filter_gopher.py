@@ -28,11 +28,11 @@ from tokenmill.corpus.filter_spec import (
     letter_word_counts,
     nonempty_items,
     per_doc,
-    per_text,
     rule,
     safe_div,
     substring_counts,
 )
+from tokenmill.corpus.utf8 import per_text
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 BULLET_RE = r"^[•‣●▪◦∙\-\*]"
@@ -144,9 +144,10 @@ def repetition_signals(batch: TextBatch, params: GopherRepetitionParams) -> dict
     words, word_docs = nonempty_items(pc.utf8_split_whitespace(texts))
     line_dups, line_chars = dup_items(lines, line_docs, n)
     para_dups, para_chars = dup_items(paras, para_docs, n)
-    word_chars = np.maximum(per_doc(word_docs, n, as_numpy(pc.utf8_length(words))), 1)
+    word_lengths = as_numpy(pc.utf8_length(words))
+    word_chars = np.maximum(per_doc(word_docs, n, word_lengths), 1)
     size = np.maximum(batch.chars, 1)
-    grams = ngram_chars(words, word_docs, n, TOP_NGRAMS, DUP_NGRAMS)
+    grams = ngram_chars(words, word_lengths, word_docs, n, TOP_NGRAMS, DUP_NGRAMS)
     values = [
         line_dups / np.maximum(per_doc(line_docs, n), 1),
         para_dups / np.maximum(per_doc(para_docs, n), 1),

@@ -24,10 +24,9 @@ from tokenmill.corpus.filter_spec import (
     Rules,
     Signal,
     TextBatch,
-    per_text,
     rule,
-    utf8_bytes,
 )
+from tokenmill.corpus.utf8 import per_text, utf8_bytes
 from tokenmill.corpus.lid176 import Lid176, load
 
 UNDETERMINED = "und"

@@ -97,7 +97,7 @@ def repeated_only(codes: np.ndarray) -> np.ndarray:
     return np.where(keep[codes], (np.cumsum(keep) - 1)[codes], UNIQUE)
 
 
-def top_gram_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndarray, n_docs: int) -> np.ndarray:
+def top_gram_chars(codes: np.ndarray, word_ends: np.ndarray, parents: np.ndarray, n: int, n_docs: int) -> np.ndarray:
     """Per doc: chars (all occurrences) of its most frequent repeated n-gram, the first seen on ties."""
     out = np.zeros(n_docs)
     at = np.flatnonzero(codes != UNIQUE)
@@ -112,14 +112,14 @@ def top_gram_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndarra
     best = np.full(n_docs, len(counts), dtype=np.int64)
     np.minimum.at(best, gram_doc[ties], ties)
     docs = np.flatnonzero(best < len(counts))
-    out[docs] = gram_chars[first_at[best[docs]]] * counts[best[docs]]
+    out[docs] = gram_chars(word_ends, first_at[best[docs]], n) * counts[best[docs]]
     return out
 
 
 MAX_CHAIN = 32  # runs of repeats, each entered where the last one's jump lands, resolved in numpy; longer: walked
 
 
-def jumped_dup_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndarray, n: int, n_docs: int) -> np.ndarray:
+def jumped_dup_chars(codes: np.ndarray, word_ends: np.ndarray, parents: np.ndarray, n: int, n_docs: int) -> np.ndarray:
     """Per doc: chars of n-grams that repeat an earlier visited one; a repeat jumps past itself (Gopher).
 
     A first occurrence that a jump skips is never visited, and its gram counts as new when next
@@ -145,7 +145,7 @@ def jumped_dup_chars(codes: np.ndarray, gram_chars: np.ndarray, parents: np.ndar
     rest = repeats[repeats >= walk_from[parents[repeats]]]
     rest_first = first[first > walk_from[parents[first]]]
     at = np.concatenate((at[before], walked_repeats(rest_first, codes, rest, n, waiting)))
-    return np.bincount(parents[at], weights=gram_chars[at], minlength=n_docs)
+    return np.bincount(parents[at], weights=gram_chars(word_ends, at, n), minlength=n_docs)
 
 
 def stride_walk(repeats: np.ndarray, docs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,20 +219,24 @@ def _walk(codes: list, after_jump: list, jumped_from: list, jumped_to: list, fir
     return counted
 
 
-def ngram_chars(words: pa.Array, parents: np.ndarray, n_docs: int, top: tuple, dup: tuple) -> dict[int, np.ndarray]:
-    """Per n: top-n-gram chars (n in `top`) or jumped duplicate n-gram chars (n in `dup`), per doc."""
-    lengths = pc.utf8_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
-    cum = np.concatenate(([0], np.cumsum(lengths)))
+def gram_chars(word_ends: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """Chars in the n words from each position `at` (spaces not counted); `word_ends` is the running total."""
+    return word_ends[at + n] - word_ends[at]
+
+
+def ngram_chars(
+    words: pa.Array, lengths: np.ndarray, parents: np.ndarray, n_docs: int, top: tuple, dup: tuple
+) -> dict[int, np.ndarray]:
+    """Per n: top-n-gram chars (n in `top`) or jumped duplicate n-gram chars (n in `dup`), per doc;
+    `lengths` are the words' lengths in characters."""
+    word_ends = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
     word_codes = item_codes(words, parents) if len(words) else np.zeros(0, dtype=np.int64)
     codes = repeated_only(word_codes)
     out = {}
     for n in range(2, max(top + dup) + 1):
         codes = next_level(codes, word_codes, parents, n)
-        gram_chars = np.zeros(len(codes), dtype=np.int64)
-        last = max(len(codes) - n + 1, 0)
-        gram_chars[:last] = cum[n : n + last] - cum[:last]
         if n in top:
-            out[n] = top_gram_chars(codes, gram_chars, parents, n_docs)
+            out[n] = top_gram_chars(codes, word_ends, parents, n, n_docs)
         if n in dup:
-            out[n] = jumped_dup_chars(codes, gram_chars, parents, n, n_docs)
+            out[n] = jumped_dup_chars(codes, word_ends, parents, n, n_docs)
     return out

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
+from tokenmill.corpus.utf8 import count_in, re2_space, utf8_bytes, word_starts
+
 # Histogram edges: fractions in twentieths, counts on log2 steps, small ratios and lengths linearly.
 FRAC_BINS = tuple(np.round(np.linspace(0, 1, 21), 2).tolist())
 COUNT_BINS = (0,) + tuple(2**k for k in range(25))
@@ -138,40 +140,6 @@ def as_numpy(values: Any) -> np.ndarray:
 def count_regex(texts: pa.Array, pattern: str, ignore_case: bool = False) -> np.ndarray:
     """Non-overlapping matches of an RE2 pattern per text, vectorized by pyarrow."""
     return as_numpy(pc.count_substring_regex(texts, pattern, ignore_case=ignore_case)).astype(np.int64)
-
-
-def utf8_bytes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The UTF-8 bytes of all texts and each text's [start, end) offsets into them, without copying."""
-    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-    texts = texts.cast(pa.large_string())
-    _, offsets, data = texts.buffers()
-    bounds = np.frombuffer(offsets, dtype=np.int64)[texts.offset : texts.offset + len(texts) + 1]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    return raw, bounds
-
-
-def per_text(flags: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Per text, the number of true byte flags inside its bounds."""
-    return count_in(np.flatnonzero(flags), bounds)
-
-
-def count_in(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Per text, the number of (sorted) byte positions inside its bounds; a search, not a cumsum over every byte."""
-    return np.diff(np.searchsorted(positions, bounds)).astype(np.int64)
-
-
-def re2_space(raw: np.ndarray) -> np.ndarray:
-    r"""RE2's `\s` (tab, newline, form feed, carriage return, space) per byte: ASCII, so UTF-8 bytes can be tested."""
-    return (raw == 32) | ((raw >= 9) & (raw <= 13) & (raw != 11))
-
-
-def word_starts(raw: np.ndarray, bounds: np.ndarray, space: np.ndarray) -> np.ndarray:
-    r"""Byte positions where an RE2 `\S+` match starts: not space, after a space or at the head of a text."""
-    starts = ~space
-    starts[1:] &= space[:-1]
-    heads = bounds[:-1][bounds[:-1] < bounds[1:]]
-    starts[heads] = ~space[heads]
-    return np.flatnonzero(starts)
 
 
 def letter_word_counts(raw: np.ndarray, bounds: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -27,10 +27,10 @@ from tokenmill.corpus.filter_spec import (
     as_numpy,
     count_regex,
     per_doc,
-    per_text,
     rule,
     safe_div,
 )
+from tokenmill.corpus.utf8 import per_text
 
 # FineWeb's line-end punctuation (datatrove's FineWebQualityFilter stop chars).
 LINE_END_PUNCT = ".!?\"'…”’"

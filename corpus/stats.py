@@ -13,6 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tokenmill.corpus import utf8
+
 # Log2 bins: bin k holds lengths in [2^(k-1), 2^k); 0 holds empty docs. 2^40 chars is beyond any doc.
 LENGTH_BINS = 41
 TOP_DOMAINS = 50
@@ -41,12 +43,6 @@ def text_sizes(table: pa.Table) -> tuple[pa.Array, pa.Array]:
     return pc.binary_length(text), pc.utf8_length(text)
 
 
-def word_counts(table: pa.Table) -> pa.Array:
-    """Whitespace-separated words; the ASCII split is 3x faster than a regex and Unicode
-    spaces are rare enough not to move a length histogram."""
-    return pc.list_value_length(pc.ascii_split_whitespace(table["text"]))
-
-
 def _sum(values: pa.Array) -> int:
     total = pc.sum(values).as_py()
     return int(total or 0)
@@ -71,7 +67,7 @@ class DocStats:
         if table.num_rows == 0:
             return
         nbytes, nchars = text_sizes(table)
-        words = word_counts(table)
+        words = pa.array(utf8.word_counts(table["text"]))
         self.docs_in += table.num_rows
         self.docs_out += table.num_rows
         self.bytes_in += _sum(nbytes)

@@ -61,7 +61,7 @@ def test_batch_measures_match_the_per_doc_reference(seed, chunk_items, max_chain
     rng = random.Random(seed)
     docs = [repetitive_doc(rng) for _ in range(300)]
     words, parents = nonempty_items(pc.utf8_split_whitespace(pa.array(docs, pa.large_string())))
-    got = ngram_chars(words, parents, len(docs), TOP, DUP)
+    got = ngram_chars(words, pc.utf8_length(words).to_numpy(), parents, len(docs), TOP, DUP)
     for n in TOP:
         assert got[n].tolist() == [reference_top_chars(doc.split(), n) for doc in docs], n
     for n in DUP:
