@@ -32,6 +32,11 @@ class DaskSettings(BaseModel):
     memory_limit_gb: float | None = Field(
         default=None, gt=0, description="memory per worker in GiB (default: 80% of RAM over workers)"
     )
+    profile: bool = Field(
+        default=False,
+        description="Dask's statistical profiler in LocalCluster workers (the dashboard's Profile tab); it "
+        "samples each worker's stack every 10 ms and slowed the filter step by 15-25% on 2 cores",
+    )
 
     def resolved_address(self) -> str | None:
         return self.address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
@@ -85,7 +90,11 @@ def dask_client(settings: DaskSettings | None = None) -> Iterator["distributed.C
         import dask
 
         workers, memory = local_cluster_size(settings)
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ()}):
+        worker_config = {
+            "distributed.nanny.pre-spawn-environ": worker_environ(),
+            "distributed.worker.profile.enabled": settings.profile,
+        }
+        with dask.config.set(worker_config):
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=settings.threads_per_worker,

@@ -22,3 +22,8 @@ def test_thresholds_set_in_dask_config_are_kept():
     environ = "distributed.nanny.pre-spawn-environ"
     with dask.config.set({f"{environ}.MALLOC_MMAP_THRESHOLD_": 1024, f"{environ}.MALLOC_TRIM_THRESHOLD_": 4096}):
         assert [worker_environ()[k] for k in MALLOC_KEYS[:2]] == [1024, 4096]
+
+
+def test_workers_run_without_the_statistical_profiler(client):
+    enabled = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+    assert enabled and set(enabled.values()) == {False}
