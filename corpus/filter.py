@@ -120,9 +120,11 @@ def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterPa
     }
     histograms = {name: empty_histograms(FILTERS[name]) for name in outputs}
     counters: Counter = Counter()
+    order = params.filters
+    last = max((order.index(name) for name in outputs), default=-1)  # transforms after it change no signal
     for table in read_batches(url, columns=["text", "source"]):
         batch = TextBatch(table)
-        for name in params.filters:
+        for name in order[: last + 1]:
             spec = FILTERS[name]
             if isinstance(spec, TransformSpec):
                 batch = TextBatch(apply_transforms(batch.table, name, params, counters))

@@ -191,3 +191,17 @@ def test_filter_step_reasons_threshold_rerun_and_conservation(store, client, tmp
     assert set(stats3["signals"]["computed_docs"].values()) == {0}
     assert sum(stats3["signals"]["histograms"]["gopher_quality__words"]["counts"]) == stats3["docs_in"]
     assert stats3["docs_out"] == 1
+
+
+def test_a_transform_changes_the_signals_of_the_filters_after_it_only(store, client, tmp_path, write_jsonl):
+    from tokenmill.corpus.load import LoadParams, run_load
+
+    text = "Write to bob@example.org today."
+    source = run_load(store, LoadParams(paths=[str(write_jsonl(tmp_path / "d.jsonl", [{"text": text}]))]), client).id
+    chars = {}
+    for order in (["pii", "length"], ["length", "pii"]):
+        version = run_filter(store, FilterParams(filters=order), client, input_version=source)
+        kept = store.read_docs(version.id).compute()
+        assert kept["text"].iloc[0] == "Write to <EMAIL> today."
+        chars[order[0]] = kept["length__chars"].iloc[0]
+    assert (chars["pii"], chars["length"]) == (len("Write to <EMAIL> today."), len(text))
