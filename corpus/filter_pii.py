@@ -8,6 +8,7 @@ only the texts that hold a candidate go through Python.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokenmill.corpus.clean_re2 import map_rows
 from tokenmill.corpus.filter_spec import TransformSpec, as_numpy, count_regex
 
 EMAIL_RE = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
@@ -52,9 +54,10 @@ def redact_ips(text: str, placeholder: str) -> tuple[str, int]:
 
 
 def redact_batch(texts: pa.Array, params: PiiParams) -> tuple[pa.Array, dict[str, int]]:
-    """The texts with PII replaced, and counts per kind plus docs changed."""
+    """The texts with PII replaced, and counts per kind plus docs changed; only rows with a match are rewritten."""
     counts: dict[str, int] = {}
     changed = np.zeros(len(texts), dtype=bool)
+    texts = texts.cast(pa.large_string())
     kinds = [("email", params.email, EMAIL_RE, params.email_placeholder)]
     kinds.append(("phone", params.phone, PHONE_RE, params.phone_placeholder))
     for kind, enabled, pattern, placeholder in kinds:
@@ -63,17 +66,16 @@ def redact_batch(texts: pa.Array, params: PiiParams) -> tuple[pa.Array, dict[str
         hits = count_regex(texts, pattern)
         counts[f"pii.{kind}"] = int(hits.sum())
         changed |= hits > 0
-        texts = pc.replace_substring_regex(texts, pattern, placeholder.replace("\\", "\\\\"))
+        replacement = placeholder.replace("\\", "\\\\")
+        redact = functools.partial(pc.replace_substring_regex, pattern=pattern, replacement=replacement)
+        texts, _ = map_rows(texts, pa.array(hits > 0), redact)
     if params.ip:
-        candidates = as_numpy(pc.match_substring_regex(texts, IPV4_RE))
-        values = texts.to_pylist()
-        total = 0
-        for i in np.flatnonzero(candidates):
-            values[i], n = redact_ips(values[i], params.ip_placeholder)
-            total += n
-            changed[i] |= n > 0
-        counts["pii.ip"] = total
-        texts = pa.array(values, pa.large_string())
+        candidates = pc.match_substring_regex(texts, IPV4_RE)
+        redacted = [redact_ips(text, params.ip_placeholder) for text in texts.filter(candidates).to_pylist()]
+        counts["pii.ip"] = sum(n for _, n in redacted)
+        changed[as_numpy(candidates)] |= np.array([n > 0 for _, n in redacted], dtype=bool)
+        if redacted:
+            texts = pc.replace_with_mask(texts, candidates, pa.array([text for text, _ in redacted], texts.type))
     counts["pii.docs_changed"] = int(changed.sum())
     return texts, counts
 
