@@ -186,7 +186,9 @@ def skipped_firsts(first: np.ndarray, counted: np.ndarray, n: int) -> tuple[np.n
     return np.repeat(np.arange(len(counted)), spans), first[expand_ranges(jumped_from, spans)]
 
 
-def walked_repeats(first: np.ndarray, codes: np.ndarray, repeats: np.ndarray, n: int, waiting: np.ndarray) -> np.ndarray:
+def walked_repeats(
+    first: np.ndarray, codes: np.ndarray, repeats: np.ndarray, n: int, waiting: np.ndarray
+) -> np.ndarray:
     """Positions of the repeats the exact walk counts, stepping from repeat to repeat in order."""
     if not len(repeats):
         return repeats
