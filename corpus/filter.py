@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import fsspec
@@ -118,7 +118,7 @@ def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterPa
         name: PartWriter(f"{uri}/part-{index:05d}.parquet", f"part-{index:05d}.parquet", pa.schema(FILTERS[name].fields()))
         for name, uri in outputs.items()
     }
-    histograms = {name: empty_histograms(FILTERS[name]) for name in outputs}
+    histograms: dict[str, list[dict[str, list[int]]]] = {name: [] for name in outputs}  # per batch
     counters: Counter = Counter()
     order = params.filters
     last = max((order.index(name) for name in outputs), default=-1)  # transforms after it change no signal
@@ -131,21 +131,33 @@ def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterPa
             elif name in writers:
                 values = spec.compute(batch, getattr(params, name))
                 columns = [pa.array(values[s.name], s.type) for s in spec.signals]
-                writers[name].write(pa.Table.from_arrays(columns, schema=writers[name].schema))
-                for signal, column in zip(spec.signals, columns):
-                    if signal.bins:
-                        histograms[name][spec.column(signal.name)] += histogram(as_numpy(column), signal.bins)
-    return {name: (writer.close(keep_empty=True), histograms[name]) for name, writer in writers.items()}
+                written = pa.Table.from_arrays(columns, schema=writers[name].schema)
+                writers[name].write(written)
+                histograms[name].append(table_histograms(written, signal_bins(spec)))
+    return {
+        name: (writer.close(keep_empty=True), summed_counts(FILTERS[name], histograms[name]))
+        for name, writer in writers.items()
+    }
 
 
-def empty_histograms(spec: FilterSpec) -> dict[str, np.ndarray]:
-    """Zero counts per signal column that has histogram edges."""
-    return {spec.column(s.name): np.zeros(len(s.bins) + 1, dtype=np.int64) for s in spec.signals if s.bins}
+def signal_bins(spec: FilterSpec) -> dict[str, tuple[float, ...]]:
+    """Histogram edges per signal column that has them."""
+    return {spec.column(s.name): s.bins for s in spec.signals if s.bins}
 
 
-def histogram_stats(spec: FilterSpec, counts: dict[str, np.ndarray]) -> dict[str, Any]:
-    edges = {spec.column(s.name): list(s.bins) for s in spec.signals}
-    return {column: {"edges": edges[column], "counts": values.tolist()} for column, values in counts.items()}
+def summed_counts(spec: FilterSpec, parts: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Per signal column, the histogram counts of all `parts` (column -> counts) added up."""
+    counts = {column: np.zeros(len(bins) + 1, dtype=np.int64) for column, bins in signal_bins(spec).items()}
+    for part in parts:
+        for column, values in part.items():
+            counts[column] += values
+    return counts
+
+
+def histogram_stats(spec: FilterSpec, counts: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The stats form of signal histograms: per column, its edges and counts."""
+    edges = signal_bins(spec)
+    return {column: {"edges": list(edges[column]), "counts": values.tolist()} for column, values in counts.items()}
 
 
 def compute_signals(store: Store, client: Any, input_version: str, params: FilterParams, missing: dict) -> dict:
@@ -160,10 +172,7 @@ def compute_signals(store: Store, client: Any, input_version: str, params: Filte
         files = [result[name][0] for result in results]
         docs = sum(entry.rows for entry in files)
         spec = FILTERS[name]
-        counts = empty_histograms(spec)
-        for result in results:
-            for column, values in result[name][1].items():
-                counts[column] += values
+        counts = summed_counts(spec, [result[name][1] for result in results])
         stats = {"docs": docs, "columns": [f.name for f in spec.fields()], "histograms": histogram_stats(spec, counts)}
         files.append(attempt.write_json("stats.json", stats))
         identity = missing[name][1]
@@ -172,10 +181,13 @@ def compute_signals(store: Store, client: Any, input_version: str, params: Filte
     return computed
 
 
-def part_histograms(url: str, columns: dict[str, tuple[float, ...]]) -> dict[str, list[int]]:
+def table_histograms(table: pa.Table, columns: Mapping[str, tuple[float, ...]]) -> dict[str, list[int]]:
+    return {column: histogram(as_numpy(table[column]), bins) for column, bins in columns.items()}
+
+
+def part_histograms(url: str, columns: Mapping[str, tuple[float, ...]]) -> dict[str, list[int]]:
     with fsspec.open(url, "rb") as f:
-        table = pq.read_table(f, columns=list(columns))
-    return {col: histogram(as_numpy(table[col]), bins) for col, bins in columns.items()}
+        return table_histograms(pq.read_table(f, columns=list(columns)), columns)
 
 
 def signal_histograms(store: Store, client: Any, signal_vids: dict[str, str], carried: dict[str, list[str]]) -> dict:
@@ -191,12 +203,9 @@ def signal_histograms(store: Store, client: Any, signal_vids: dict[str, str], ca
         else:
             out.update(stored)
     for name, urls in sources.items():
-        counts = empty_histograms(FILTERS[name])
-        bins = {FILTERS[name].column(s.name): s.bins for s in FILTERS[name].signals if s.bins}
-        for result in client.gather([client.submit(part_histograms, url, bins, pure=False) for url in urls]):
-            for column, values in result.items():
-                counts[column] += values
-        out.update(histogram_stats(FILTERS[name], counts))
+        spec = FILTERS[name]
+        parts = client.gather([client.submit(part_histograms, url, signal_bins(spec), pure=False) for url in urls])
+        out.update(histogram_stats(spec, summed_counts(spec, parts)))
     return out
 
 

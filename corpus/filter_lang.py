@@ -26,8 +26,8 @@ from tokenmill.corpus.filter_spec import (
     TextBatch,
     rule,
 )
-from tokenmill.corpus.utf8 import per_text, utf8_bytes
 from tokenmill.corpus.lid176 import Lid176, load
+from tokenmill.corpus.utf8 import per_text, utf8_bytes
 
 UNDETERMINED = "und"
 MODEL_FILE = "lid.176.ftz"

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenmill.corpus.fasttext_file import Args, Reader, huffman_paths, read_dense, read_quantized
+from tokenmill.corpus.utf8 import utf8_bytes
 
 MAGIC, VERSION = 793712314, 12
 LOSS_HS, LOSS_SOFTMAX, MODEL_SUPERVISED = 1, 3, 3
@@ -123,15 +124,6 @@ def fnv_hashes(raw: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return h.view(np.int32)
 
 
-def utf8_view(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The bytes of all strings and their [start, end) offsets, without copying."""
-    strings = strings.cast(pa.large_binary())
-    _, offsets, data = strings.buffers()
-    bounds = np.frombuffer(offsets, dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    return raw, bounds
-
-
 class Lid176:
     """A fastText supervised model (hierarchical softmax or softmax loss) that predicts each line's top label."""
 
@@ -197,7 +189,7 @@ class Lid176:
     def line_words(self, lines: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
         """The distinct words of all lines, and per occurrence its word and line, as `getLine` reads
         them: split on fastText's separators, labels left out, nothing after a literal "</s>"."""
-        raw, bounds = utf8_view(lines)
+        raw, bounds = utf8_bytes(lines)
         low = raw[bounds[0] : bounds[-1]]
         for byte in np.unique(low[low < 14]).tolist():
             if SEPARATOR[byte]:
@@ -225,7 +217,7 @@ class Lid176:
     def word_sums(self, words: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Per distinct word, the sum ([dim, word]) and number of its input rows (`addSubwords`): its
         own row if in the vocabulary, and the rows of its char n-grams that pruning kept."""
-        framed, fbounds = framed_words(*utf8_view(words))
+        framed, fbounds = framed_words(*utf8_bytes(words))
         rows, owner = char_ngram_rows(framed, fbounds, self.args.minn, self.args.maxn, self.bucket_rows)
         ids = pc.index_in(words.cast(pa.large_binary()), value_set=self.vocab).fill_null(-1).to_numpy()
         known = np.flatnonzero(ids >= 0)
@@ -240,7 +232,7 @@ class Lid176:
         lines. Word hashes are int32 sign-extended and chained with 116049371 in uint64; the line's
         closing "</s>" counts as a word."""
         eos = fnv_hashes(np.frombuffer(EOS, dtype=np.uint8), np.array([0, len(EOS)]))
-        hashes = np.append(fnv_hashes(*utf8_view(words)), eos).astype(np.int64).view(np.uint64)
+        hashes = np.append(fnv_hashes(*utf8_bytes(words)), eos).astype(np.int64).view(np.uint64)
         ends = np.cumsum(np.bincount(line, minlength=n_lines) + 1)
         seq = np.full(ends[-1] if n_lines else 0, len(hashes) - 1)
         is_word = np.ones(len(seq), dtype=bool)
