@@ -34,6 +34,7 @@ from tokenmill.corpus.filter_spec import FilterSpec, TextBatch, TransformSpec, a
 from tokenmill.corpus.filter_url import URL_BLOCKLIST, UrlBlocklistParams
 from tokenmill.corpus.filter_web import C4, FINEWEB, LENGTH, C4Params, FineWebParams, LengthParams
 from tokenmill.corpus.parts import Batch, PartWriter
+from tokenmill.corpus.progress import track
 from tokenmill.corpus.schema import DOC_SCHEMA
 from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches, run_docs_step
 from tokenmill.corpus.store import Store, version_id
@@ -166,10 +167,10 @@ def compute_signals(store: Store, client: Any, input_version: str, params: Filte
     outputs = {name: attempt.uri for name, attempt in attempts.items()}
     parts = input_parts(store, input_version)
     futures = [client.submit(signals_part, i, url, outputs, params, pure=False) for i, url in enumerate(parts)]
-    results = client.gather(futures)
+    results = list(track(futures, "filter: signals"))
     computed = {}
     for name, attempt in attempts.items():
-        files = [result[name][0] for result in results]
+        files = sorted((result[name][0] for result in results), key=lambda entry: entry.path)
         docs = sum(entry.rows for entry in files)
         spec = FILTERS[name]
         counts = summed_counts(spec, [result[name][1] for result in results])

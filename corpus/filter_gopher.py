@@ -1,8 +1,8 @@
 """Gopher quality and repetition filters (Rae et al. 2021, "Scaling Language Models", App. A).
 
-Quality signals are byte counts and pyarrow regex counts over the whole batch. Repetition codes the lines,
-paragraphs and word n-grams of the whole batch at once (`filter_ngrams`); n-gram character
-shares are measured on words without the spaces between them.
+Quality signals are byte counts and pyarrow regex counts over the whole batch. Repetition is one
+compiled pass per doc (`repetition`); n-gram character shares are measured on words without the
+spaces between them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenmill.corpus.filter_ngrams import dup_items, ngram_chars
 from tokenmill.corpus.filter_spec import (
     COUNT_BINS,
     LENGTH_BINS,
@@ -26,11 +25,21 @@ from tokenmill.corpus.filter_spec import (
     as_numpy,
     count_regex,
     letter_word_counts,
-    nonempty_items,
     per_doc,
     rule,
     safe_div,
     substring_counts,
+)
+from tokenmill.corpus.repetition import (
+    DUP_LINE_CHARS,
+    DUP_LINES,
+    DUP_PARA_CHARS,
+    DUP_PARAS,
+    FIRST_GRAM_COLUMN,
+    LINES,
+    PARAS,
+    WORD_CHARS,
+    repetition_counts,
 )
 from tokenmill.corpus.utf8 import per_text
 
@@ -136,25 +145,18 @@ REPETITION_SIGNALS = (
 
 
 def repetition_signals(batch: TextBatch, params: GopherRepetitionParams) -> dict[str, Any]:
-    """Lines split at newline runs, paragraphs at blank lines of the stripped text, words as `str.split()`."""
-    texts = batch.texts
-    n = len(texts)
-    lines, line_docs = nonempty_items(pc.split_pattern(texts, "\n"))
-    paras, para_docs = nonempty_items(pc.split_pattern_regex(pc.utf8_trim_whitespace(texts), r"\n{2,}"))
-    words, word_docs = nonempty_items(pc.utf8_split_whitespace(texts))
-    line_dups, line_chars = dup_items(lines, line_docs, n)
-    para_dups, para_chars = dup_items(paras, para_docs, n)
-    word_lengths = as_numpy(pc.utf8_length(words))
-    word_chars = np.maximum(per_doc(word_docs, n, word_lengths), 1)
+    """Lines split at newlines, paragraphs at blank lines of the stripped text, words as `str.split()`."""
+    raw, bounds = batch.utf8
+    counts = repetition_counts(raw, bounds, np.array(TOP_NGRAMS), np.array(DUP_NGRAMS))
     size = np.maximum(batch.chars, 1)
-    grams = ngram_chars(words, word_lengths, word_docs, n, TOP_NGRAMS, DUP_NGRAMS)
+    word_chars = np.maximum(counts[:, WORD_CHARS], 1)
     values = [
-        line_dups / np.maximum(per_doc(line_docs, n), 1),
-        para_dups / np.maximum(per_doc(para_docs, n), 1),
-        line_chars / size,
-        para_chars / size,
+        counts[:, DUP_LINES] / np.maximum(counts[:, LINES], 1),
+        counts[:, DUP_PARAS] / np.maximum(counts[:, PARAS], 1),
+        counts[:, DUP_LINE_CHARS] / size,
+        counts[:, DUP_PARA_CHARS] / size,
     ]
-    values += [grams[k] / word_chars for k in TOP_NGRAMS + DUP_NGRAMS]
+    values += [counts[:, column] / word_chars for column in range(FIRST_GRAM_COLUMN, counts.shape[1])]
     return dict(zip(REPETITION_SIGNALS, values))
 
 

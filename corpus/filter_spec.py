@@ -202,13 +202,6 @@ def flat_items(lists: pa.Array) -> tuple[pa.Array, np.ndarray]:
     return pc.list_flatten(lists), as_numpy(pc.list_parent_indices(lists))
 
 
-def nonempty_items(lists: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Like `flat_items`, leaving out empty items (what Python's `str.split()` never yields)."""
-    items, parents = flat_items(lists)
-    keep = as_numpy(pc.greater(pc.binary_length(items), 0))
-    return items.filter(pa.array(keep)), parents[keep]
-
-
 def per_doc(parents: np.ndarray, n_docs: int, weights: np.ndarray | None = None) -> np.ndarray:
     """Sum (or count) per doc of line-level values."""
     return np.bincount(parents, weights=weights, minlength=n_docs).astype(np.float64)

@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenmill.corpus.errors import ConfigError
-from tokenmill.corpus.filter_ngrams import dup_items
 from tokenmill.corpus.filter_spec import (
     COUNT_BINS,
     FLAG_BINS,
@@ -30,6 +29,7 @@ from tokenmill.corpus.filter_spec import (
     rule,
     safe_div,
 )
+from tokenmill.corpus.repetition import repeated_items
 from tokenmill.corpus.utf8 import per_text
 
 # FineWeb's line-end punctuation (datatrove's FineWebQualityFilter stop chars).
@@ -160,7 +160,7 @@ def fineweb_signals(batch: TextBatch, params: FineWebParams) -> dict[str, Any]:
     n_lines = per_doc(parents, n)
     punct = pc.match_substring_regex(lines, "[%s]$" % pc_escape(LINE_END_PUNCT))
     short = pc.less_equal(pc.utf8_length(lines), FINEWEB_SHORT_LINE_CHARS)
-    dup_chars = dup_items(lines, parents, n)[1]
+    dup_chars = repeated_items(lines, parents, n)[1]
     raw, bounds = batch.utf8
     newlines = per_text(raw == 10, bounds)
     return {
