@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenmill.corpus.filter_spec import (
@@ -22,7 +21,6 @@ from tokenmill.corpus.filter_spec import (
     Rules,
     Signal,
     TextBatch,
-    as_numpy,
     count_regex,
     letter_word_counts,
     per_doc,
@@ -44,8 +42,8 @@ from tokenmill.corpus.repetition import (
 from tokenmill.corpus.utf8 import per_text
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
-BULLET_RE = r"^[•‣●▪◦∙\-\*]"
-ELLIPSIS_LINE_RE = r"(?:\.\.\.|…)$"
+BULLETS = [ch.encode() for ch in "•‣●▪◦∙-*"]  # a line starting with one is a bullet line
+ELLIPSES = [b"...", "…".encode()]
 TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 
@@ -65,16 +63,16 @@ class GopherQualityParams(BaseModel):
 
 
 def quality_signals(batch: TextBatch, params: GopherQualityParams) -> dict[str, Any]:
-    """Word, space and symbol counts from the batch's UTF-8 bytes; lines and stop words by RE2."""
+    """Word, space, symbol and line counts from the batch's UTF-8 bytes; stop words by RE2."""
     n = len(batch)
     raw, bounds = batch.utf8
     words = batch.words
     word_chars = batch.chars - per_text(batch.space, bounds)
     symbols = sum(substring_counts(raw, bounds, s.encode()) for s in ("#", "...", "…"))
-    lines, parents = batch.lines
-    n_lines = per_doc(parents, n)
-    bullets = per_doc(parents, n, as_numpy(pc.match_substring_regex(lines, BULLET_RE)).astype(np.float64))
-    ellipses = per_doc(parents, n, as_numpy(pc.match_substring_regex(lines, ELLIPSIS_LINE_RE)).astype(np.float64))
+    lines = batch.lines
+    n_lines = per_doc(lines.docs, n)
+    bullets = per_doc(lines.docs, n, lines.starting_with(raw, BULLETS))
+    ellipses = per_doc(lines.docs, n, lines.ending_with(raw, ELLIPSES))
     stop_words = count_regex(batch.lower, r"\b(?:%s)\b" % "|".join(STOP_WORDS))
     return {
         "words": words,

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
+from tokenmill.corpus.byte_kernels import Lines, stripped_lines
 from tokenmill.corpus.utf8 import count_in, re2_space, utf8_bytes, word_starts
 
 # Histogram edges: fractions in twentieths, counts on log2 steps, small ratios and lengths linearly.
@@ -110,9 +111,10 @@ class TextBatch:
         return as_numpy(pc.utf8_length(self.texts))
 
     @cached_property
-    def lines(self) -> tuple[pa.Array, np.ndarray]:
-        """Stripped non-blank lines and the doc of each (`split_lines`)."""
-        return split_lines(self.texts)
+    def lines(self) -> Lines:
+        """Stripped non-blank lines, as byte ranges into `utf8`."""
+        raw, bounds = self.utf8
+        return Lines(*stripped_lines(raw, bounds))
 
     @cached_property
     def lower(self) -> pa.Array:
@@ -184,22 +186,6 @@ def substring_counts(raw: np.ndarray, bounds: np.ndarray, pattern: bytes) -> np.
     for k, byte in enumerate(pattern[1:], 1):
         at = at[raw[at + k] == byte]
     return count_in(at, bounds)
-
-
-def split_lines(texts: pa.Array, strip: bool = True) -> tuple[pa.Array, np.ndarray]:
-    """All lines of all texts (stripped, blank ones left out) and the doc index of each line."""
-    lines, parents = flat_items(pc.split_pattern(texts, "\n"))
-    if strip:
-        lines = pc.utf8_trim_whitespace(lines)
-    nonblank = as_numpy(pc.greater(pc.utf8_length(lines), 0))
-    return lines.filter(pa.array(nonblank)), parents[nonblank]
-
-
-def flat_items(lists: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """The items of a list array, flattened, and the doc index of each (chunks joined: indices are batch-wide)."""
-    if isinstance(lists, pa.ChunkedArray):
-        lists = lists.combine_chunks()
-    return pc.list_flatten(lists), as_numpy(pc.list_parent_indices(lists))
 
 
 def per_doc(parents: np.ndarray, n_docs: int, weights: np.ndarray | None = None) -> np.ndarray:

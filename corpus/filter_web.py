@@ -29,7 +29,6 @@ from tokenmill.corpus.filter_spec import (
     rule,
     safe_div,
 )
-from tokenmill.corpus.repetition import repeated_items
 from tokenmill.corpus.utf8 import per_text
 
 # FineWeb's line-end punctuation (datatrove's FineWebQualityFilter stop chars).
@@ -156,16 +155,16 @@ class FineWebParams(BaseModel):
 
 def fineweb_signals(batch: TextBatch, params: FineWebParams) -> dict[str, Any]:
     n = len(batch)
-    lines, parents = batch.lines
-    n_lines = per_doc(parents, n)
-    punct = pc.match_substring_regex(lines, "[%s]$" % pc_escape(LINE_END_PUNCT))
-    short = pc.less_equal(pc.utf8_length(lines), FINEWEB_SHORT_LINE_CHARS)
-    dup_chars = repeated_items(lines, parents, n)[1]
     raw, bounds = batch.utf8
+    lines = batch.lines
+    n_lines = per_doc(lines.docs, n)
+    punct = lines.ending_with(raw, [ch.encode() for ch in LINE_END_PUNCT])
+    short = lines.chars <= FINEWEB_SHORT_LINE_CHARS
+    dup_chars = lines.repeated(raw, n)[1]
     newlines = per_text(raw == 10, bounds)
     return {
-        "line_punct_frac": safe_div(per_doc(parents, n, as_numpy(punct).astype(np.float64)), n_lines),
-        "short_line_frac": safe_div(per_doc(parents, n, as_numpy(short).astype(np.float64)), n_lines),
+        "line_punct_frac": safe_div(per_doc(lines.docs, n, punct), n_lines),
+        "short_line_frac": safe_div(per_doc(lines.docs, n, short), n_lines),
         "dup_line_chars_frac": safe_div(dup_chars, batch.chars - newlines),
         "newline_word_ratio": safe_div(newlines, batch.words),
     }

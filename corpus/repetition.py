@@ -1,131 +1,23 @@
 """Gopher's repetition measures (Rae et al. 2021, App. A), compiled: one pass per doc over its UTF-8 bytes.
 
 Lines, paragraphs and words are found and hashed in the bytes, each item gets a code numbered by
-first appearance in its doc (equal bytes, equal code: hashes are only a shortcut to the
-comparison), and n-gram codes are built level by level from (n-1)-gram codes where an n-gram can
-still repeat. numba compiles the loops once and caches them beside this file; per-doc loops over
-hash tables have no vector form in numpy or pyarrow fast enough to matter (they were 55% of the
-filter step's time there).
+first appearance in its doc (`byte_kernels.string_codes`), and n-gram codes are built level by level from (n-1)-gram codes where an n-gram can
+still repeat. Per-doc loops over hash tables have no vector form in numpy or pyarrow fast enough to matter
+(they were 55% of the filter step's time there).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 from numba import njit
 
-from tokenmill.corpus.utf8 import utf8_bytes
+from tokenmill.corpus.byte_kernels import count_dups, item_stats, mix, space_bytes, string_codes, strip, table_size
 
 UNIQUE = -1  # the code of an n-gram that occurs once in its doc
-FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-FNV_PRIME = np.uint64(0x100000001B3)
 
 # Columns of `repetition_counts`' output, per doc.
 LINES, DUP_LINES, DUP_LINE_CHARS, PARAS, DUP_PARAS, DUP_PARA_CHARS, WORD_CHARS = range(7)
 FIRST_GRAM_COLUMN = 7
-
-
-@njit(cache=True)
-def space_bytes(raw: np.ndarray, i: int, end: int) -> int:
-    """Length in bytes of the whitespace character (as Python's `str.split()` sees it) at byte i, else 0."""
-    b = raw[i]
-    if b < 0x80:
-        return 1 if (9 <= b <= 13) or (28 <= b <= 32) else 0
-    if i + 1 >= end:
-        return 0
-    c = raw[i + 1]
-    if b == 0xC2:
-        return 2 if c == 0x85 or c == 0xA0 else 0
-    if i + 2 >= end or b < 0xE1 or b > 0xE3:
-        return 0
-    d = raw[i + 2]
-    if b == 0xE1:
-        return 3 if c == 0x9A and d == 0x80 else 0
-    if b == 0xE3:
-        return 3 if c == 0x80 and d == 0x80 else 0
-    if c == 0x80:
-        return 3 if d <= 0x8A or d == 0xA8 or d == 0xA9 or d == 0xAF else 0
-    return 3 if c == 0x81 and d == 0x9F else 0
-
-
-@njit(cache=True)
-def mix(h: np.uint64) -> np.uint64:
-    """splitmix64's finalizer: spreads every input bit over the low bits that pick a hash slot."""
-    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return h ^ (h >> np.uint64(31))
-
-
-@njit(cache=True)
-def table_size(items: int) -> int:
-    size = 16
-    while size < 2 * items:
-        size <<= 1
-    return size
-
-
-@njit(cache=True)
-def item_stats(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per item: FNV-1a hash of its bytes and its length in characters (bytes that start a character)."""
-    hashes = np.empty(len(starts), dtype=np.uint64)
-    chars = np.empty(len(starts), dtype=np.int64)
-    for k in range(len(starts)):
-        h = FNV_OFFSET
-        count = 0
-        for i in range(starts[k], ends[k]):
-            h = (h ^ np.uint64(raw[i])) * FNV_PRIME
-            count += (raw[i] & 0xC0) != 0x80
-        hashes[k] = mix(h)
-        chars[k] = count
-    return hashes, chars
-
-
-@njit(cache=True)
-def same_bytes(raw: np.ndarray, a: int, a_end: int, b: int, b_end: int) -> bool:
-    if a_end - a != b_end - b:
-        return False
-    for i in range(a_end - a):
-        if raw[a + i] != raw[b + i]:
-            return False
-    return True
-
-
-@njit(cache=True)
-def string_codes(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, int]:
-    """First-appearance codes of byte strings (equal only for equal bytes) and how many there are."""
-    mask = table_size(len(starts)) - 1
-    slots = np.full(mask + 1, -1, dtype=np.int64)  # the first item holding each code
-    codes = np.empty(len(starts), dtype=np.int64)
-    n_codes = 0
-    for k in range(len(starts)):
-        slot = hashes[k] & mask
-        while True:
-            first = slots[slot]
-            if first < 0:
-                slots[slot] = k
-                codes[k] = n_codes
-                n_codes += 1
-                break
-            if hashes[first] == hashes[k] and same_bytes(raw, starts[first], ends[first], starts[k], ends[k]):
-                codes[k] = codes[first]
-                break
-            slot = (slot + 1) & mask
-    return codes, n_codes
-
-
-@njit(cache=True)
-def count_dups(codes: np.ndarray, chars: np.ndarray) -> tuple[int, int]:
-    """(items that repeat an earlier item, chars in them)."""
-    seen = 0
-    dups = 0
-    dup_chars = 0
-    for k in range(len(codes)):
-        if codes[k] < seen:
-            dups += 1
-            dup_chars += chars[k]
-        else:
-            seen = codes[k] + 1
-    return dups, dup_chars
 
 
 @njit(cache=True)
@@ -269,26 +161,6 @@ def split_lines(raw: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.n
 
 
 @njit(cache=True)
-def strip(raw: np.ndarray, start: int, end: int) -> tuple[int, int]:
-    """[start, end) without leading and trailing whitespace (Python's `str.strip()`)."""
-    while start < end and space_bytes(raw, start, end):
-        start += space_bytes(raw, start, end)
-    while start < end:
-        if raw[end - 1] < 0x80:
-            width = space_bytes(raw, end - 1, end)
-        elif end - 2 >= start and space_bytes(raw, end - 2, end) == 2:
-            width = 2
-        elif end - 3 >= start and space_bytes(raw, end - 3, end) == 3:
-            width = 3
-        else:
-            width = 0
-        if not width:
-            break
-        end -= width
-    return start, end
-
-
-@njit(cache=True)
 def split_paragraphs(raw: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
     """Byte [start, end) of each non-empty paragraph: the stripped text split at runs of two or more newlines."""
     start, end = strip(raw, start, end)
@@ -356,25 +228,3 @@ def repetition_counts(raw: np.ndarray, bounds: np.ndarray, top: np.ndarray, dup:
     for doc in range(len(bounds) - 1):
         doc_counts(raw, bounds[doc], bounds[doc + 1], top, dup, out[doc])
     return out
-
-
-@njit(cache=True)
-def grouped_dups(raw: np.ndarray, bounds: np.ndarray, parents: np.ndarray, out: np.ndarray) -> None:
-    """Per doc (rows of `out`): repeated items and chars in them, for items at `bounds` grouped by `parents`."""
-    head = 0
-    while head < len(parents):
-        tail = head + 1
-        while tail < len(parents) and parents[tail] == parents[head]:
-            tail += 1
-        starts, ends = bounds[head:tail], bounds[head + 1 : tail + 1]
-        hashes, chars = item_stats(raw, starts, ends)
-        out[parents[head], 0], out[parents[head], 1] = count_dups(string_codes(raw, starts, ends, hashes)[0], chars)
-        head = tail
-
-
-def repeated_items(items: pa.Array, parents: np.ndarray, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per doc: (items that repeat an earlier item of the same doc, chars in them); `parents` sorted."""
-    raw, bounds = utf8_bytes(items)
-    out = np.zeros((n_docs, 2))
-    grouped_dups(raw, bounds, parents, out)
-    return out[:, 0], out[:, 1]

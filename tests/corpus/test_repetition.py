@@ -11,7 +11,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tokenmill.corpus.filter_spec import split_lines
 from tokenmill.corpus.repetition import (
     DUP_LINE_CHARS,
     DUP_LINES,
@@ -21,7 +20,6 @@ from tokenmill.corpus.repetition import (
     LINES,
     PARAS,
     WORD_CHARS,
-    repeated_items,
     repetition_counts,
 )
 from tokenmill.corpus.utf8 import utf8_bytes
@@ -131,11 +129,3 @@ def test_whitespace_is_what_python_strips_and_splits_on():
     expected = is_space.astype(np.float64)  # stripped: "x" twice
     expected[ord("x")] = 2  # "xx" twice
     assert (stripped == expected).all()
-
-
-def test_repeated_items_counts_each_docs_repeats_with_their_chars():
-    docs = ["a\nb\na\n a", "", "é\né\né\nb", "b"]
-    lines, parents = split_lines(pa.array(docs, pa.large_string()))
-    dups, chars = repeated_items(lines, parents, len(docs))
-    assert dups.tolist() == [2, 0, 2, 0]  # stripped lines: " a" is "a" again
-    assert chars.tolist() == [2, 0, 2, 0]
