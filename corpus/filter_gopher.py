@@ -21,13 +21,11 @@ from tokenmill.corpus.filter_spec import (
     Rules,
     Signal,
     TextBatch,
-    count_regex,
-    letter_word_counts,
     per_doc,
     rule,
     safe_div,
-    substring_counts,
 )
+from tokenmill.corpus.quality_kernels import LETTER_WORD_COUNT, STOP_WORD_COUNT, SYMBOL_COUNT, quality_counts
 from tokenmill.corpus.repetition import (
     DUP_LINE_CHARS,
     DUP_LINES,
@@ -63,25 +61,24 @@ class GopherQualityParams(BaseModel):
 
 
 def quality_signals(batch: TextBatch, params: GopherQualityParams) -> dict[str, Any]:
-    """Word, space, symbol and line counts from the batch's UTF-8 bytes; stop words by RE2."""
+    """Word, space, symbol, stop word and line counts from the batch's UTF-8 bytes."""
     n = len(batch)
     raw, bounds = batch.utf8
     words = batch.words
     word_chars = batch.chars - per_text(batch.space, bounds)
-    symbols = sum(substring_counts(raw, bounds, s.encode()) for s in ("#", "...", "…"))
+    counts = quality_counts(raw, bounds, batch.word_starts, batch.space, STOP_WORDS)
     lines = batch.lines
     n_lines = per_doc(lines.docs, n)
     bullets = per_doc(lines.docs, n, lines.starting_with(raw, BULLETS))
     ellipses = per_doc(lines.docs, n, lines.ending_with(raw, ELLIPSES))
-    stop_words = count_regex(batch.lower, r"\b(?:%s)\b" % "|".join(STOP_WORDS))
     return {
         "words": words,
         "mean_word_length": safe_div(word_chars, words),
-        "symbol_word_ratio": safe_div(symbols, words),
+        "symbol_word_ratio": safe_div(counts[:, SYMBOL_COUNT], words),
         "bullet_lines_frac": safe_div(bullets, n_lines),
         "ellipsis_lines_frac": safe_div(ellipses, n_lines),
-        "alpha_words_frac": safe_div(letter_word_counts(raw, bounds, batch.word_starts), words),
-        "stop_words": stop_words,
+        "alpha_words_frac": safe_div(counts[:, LETTER_WORD_COUNT], words),
+        "stop_words": counts[:, STOP_WORD_COUNT],
     }
 
 

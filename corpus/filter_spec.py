@@ -144,50 +144,6 @@ def count_regex(texts: pa.Array, pattern: str, ignore_case: bool = False) -> np.
     return as_numpy(pc.count_substring_regex(texts, pattern, ignore_case=ignore_case)).astype(np.int64)
 
 
-def letter_word_counts(raw: np.ndarray, bounds: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    r"""Matches of RE2 `\S*\pL\S*` per text: words (from `word_starts`) holding a letter.
-
-    A word with an ASCII letter is settled from the bytes; only words with none but some
-    non-ASCII byte go through RE2's `\pL`, as slices of the same bytes. Each word's slice runs
-    to the next word's start, so the extra bytes are spaces and never letters.
-    """
-    if not len(starts):
-        return np.zeros(len(bounds) - 1, dtype=np.int64)
-    ends = np.append(starts[1:], bounds[-1])
-    ascii_letter = (raw | 0x20) - np.uint8(97) < 26
-    has_letter = np.logical_or.reduceat(ascii_letter, starts)
-    non_ascii = np.flatnonzero(raw[starts[0] : bounds[-1]] >= 0x80) + starts[0]
-    unsure = np.unique(np.searchsorted(starts, non_ascii, side="right") - 1)
-    unsure = unsure[~has_letter[unsure]]
-    if len(unsure):
-        offsets = np.empty(2 * len(unsure), dtype=np.int64)
-        offsets[0::2], offsets[1::2] = starts[unsure], ends[unsure]
-        words = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(raw))[0::2]
-        has_letter[unsure] = as_numpy(pc.match_substring_regex(words, r"\pL"))
-    return count_in(starts[has_letter], bounds)
-
-
-def substring_counts(raw: np.ndarray, bounds: np.ndarray, pattern: bytes) -> np.ndarray:
-    """Non-overlapping occurrences per text of a pattern that cannot overlap itself, or of one byte repeated
-    ('...': a run of k such bytes holds k // 3), as pyarrow's `count_substring` counts them.
-
-    A text is whole UTF-8, so no match of a well-formed pattern straddles two texts.
-    """
-    if len(pattern) > 1 and len(set(pattern)) == 1:
-        hits = np.flatnonzero(raw[bounds[0] : bounds[-1]] == pattern[0]) + bounds[0]
-        text = np.searchsorted(bounds, hits, side="right") - 1
-        new_run = np.ones(len(hits), dtype=bool)
-        new_run[1:] = (hits[1:] != hits[:-1] + 1) | (text[1:] != text[:-1])
-        run_starts = np.flatnonzero(new_run)
-        run_lengths = np.diff(np.append(run_starts, len(hits)))
-        per_run = run_lengths // len(pattern)
-        return np.bincount(text[run_starts], weights=per_run, minlength=len(bounds) - 1).astype(np.int64)
-    at = np.flatnonzero(raw[: max(len(raw) - len(pattern) + 1, 0)] == pattern[0])
-    for k, byte in enumerate(pattern[1:], 1):
-        at = at[raw[at + k] == byte]
-    return count_in(at, bounds)
-
-
 def per_doc(parents: np.ndarray, n_docs: int, weights: np.ndarray | None = None) -> np.ndarray:
     """Sum (or count) per doc of line-level values."""
     return np.bincount(parents, weights=weights, minlength=n_docs).astype(np.float64)
