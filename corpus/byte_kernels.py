@@ -140,9 +140,9 @@ def count_dups(codes: np.ndarray, chars: np.ndarray) -> tuple[int, int]:
 
 
 @njit(cache=True)
-def stripped_lines(raw: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def stripped_lines(raw: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, ...]:
     """Every text's lines split at newlines and stripped (`str.strip()`), blank ones left out: per line its
-    byte [start, end), its text's index and its length in characters."""
+    byte [start, end), its text's index, its length in characters and its first and last code points."""
     capacity = len(bounds) - 1
     for i in range(bounds[0], bounds[-1]):
         capacity += raw[i] == 10
@@ -150,6 +150,8 @@ def stripped_lines(raw: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.
     ends = np.empty(capacity, dtype=np.int64)
     docs = np.empty(capacity, dtype=np.int64)
     chars = np.empty(capacity, dtype=np.int64)
+    first = np.empty(capacity, dtype=np.int64)
+    last = np.empty(capacity, dtype=np.int64)
     count = 0
     for doc in range(len(bounds) - 1):
         head = bounds[doc]
@@ -164,8 +166,26 @@ def stripped_lines(raw: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.
                 for k in range(start, end):
                     width += (raw[k] & 0xC0) != 0x80
                 chars[count] = width
+                first[count] = code_point(raw, start)
+                tail = end - 1
+                while (raw[tail] & 0xC0) == 0x80:
+                    tail -= 1
+                last[count] = code_point(raw, tail)
                 count += 1
-    return starts[:count], ends[:count], docs[:count], chars[:count]
+    return starts[:count], ends[:count], docs[:count], chars[:count], first[:count], last[:count]
+
+
+@njit(cache=True)
+def code_point(raw: np.ndarray, i: int) -> int:
+    """The code point whose UTF-8 encoding starts at byte i (the text is valid UTF-8)."""
+    b = np.int64(raw[i])
+    if b < 0x80:
+        return b
+    if b < 0xE0:
+        return ((b & 0x1F) << 6) | (raw[i + 1] & 0x3F)
+    if b < 0xF0:
+        return ((b & 0x0F) << 12) | ((raw[i + 1] & 0x3F) << 6) | (raw[i + 2] & 0x3F)
+    return ((b & 0x07) << 18) | ((raw[i + 1] & 0x3F) << 12) | ((raw[i + 2] & 0x3F) << 6) | (raw[i + 3] & 0x3F)
 
 
 @njit(cache=True)
@@ -192,6 +212,8 @@ class Lines:
     ends: np.ndarray
     docs: np.ndarray
     chars: np.ndarray
+    first: np.ndarray  # code points
+    last: np.ndarray
 
     def repeated(self, raw: np.ndarray, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
         """Per doc: (lines that repeat an earlier line of the doc, chars in them)."""
@@ -199,21 +221,22 @@ class Lines:
         grouped_dups(raw, self.starts, self.ends, self.docs, out)
         return out[:, 0], out[:, 1]
 
-    def starting_with(self, raw: np.ndarray, prefixes: list[bytes]) -> np.ndarray:
-        """Per line: it starts with one of `prefixes`."""
-        return np.logical_or.reduce([bytes_at(raw, self.starts, self.ends, p) for p in prefixes])
+    def starting_with(self, chars: str) -> np.ndarray:
+        """Per line: its first character is one of `chars`."""
+        return np.isin(self.first, [ord(ch) for ch in chars])
 
-    def ending_with(self, raw: np.ndarray, suffixes: list[bytes]) -> np.ndarray:
+    def ending_with(self, raw: np.ndarray, suffixes: list[str]) -> np.ndarray:
         """Per line: it ends with one of `suffixes`."""
-        return np.logical_or.reduce([bytes_at(raw, self.ends - len(s), self.ends, s, self.starts) for s in suffixes])
+        ends = np.isin(self.last, [ord(s) for s in suffixes if len(s) == 1])
+        for suffix in (s.encode() for s in suffixes if len(s) > 1):
+            ends |= bytes_before(raw, self.starts, self.ends, suffix)
+        return ends
 
 
-def bytes_at(raw: np.ndarray, at: np.ndarray, ends: np.ndarray, pattern: bytes, starts: np.ndarray | None = None) -> np.ndarray:
-    """Per range: `pattern` sits at byte `at` and fits in the range (`at` >= `starts` when given, else `at` is the start)."""
-    fits = at + len(pattern) <= ends
-    if starts is not None:
-        fits &= at >= starts
-    index = np.where(fits, at, 0)
-    for k, byte in enumerate(pattern):
-        fits &= raw[np.minimum(index + k, len(raw) - 1)] == byte
+def bytes_before(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray, suffix: bytes) -> np.ndarray:
+    """Per range [start, end): it ends with `suffix`."""
+    fits = ends - starts >= len(suffix)
+    at = np.where(fits, ends - len(suffix), 0)
+    for k, byte in enumerate(suffix):
+        fits &= raw[np.minimum(at + k, len(raw) - 1)] == byte
     return fits

@@ -40,8 +40,8 @@ from tokenmill.corpus.repetition import (
 from tokenmill.corpus.utf8 import per_text
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
-BULLETS = [ch.encode() for ch in "•‣●▪◦∙-*"]  # a line starting with one is a bullet line
-ELLIPSES = [b"...", "…".encode()]
+BULLETS = "•‣●▪◦∙-*"  # a line starting with one is a bullet line
+ELLIPSES = ["...", "…"]
 TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 
@@ -69,7 +69,7 @@ def quality_signals(batch: TextBatch, params: GopherQualityParams) -> dict[str, 
     counts = quality_counts(raw, bounds, batch.word_starts, batch.space, STOP_WORDS)
     lines = batch.lines
     n_lines = per_doc(lines.docs, n)
-    bullets = per_doc(lines.docs, n, lines.starting_with(raw, BULLETS))
+    bullets = per_doc(lines.docs, n, lines.starting_with(BULLETS))
     ellipses = per_doc(lines.docs, n, lines.ending_with(raw, ELLIPSES))
     return {
         "words": words,

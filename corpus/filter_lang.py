@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenmill.corpus.errors import MissingDependencyError
@@ -59,9 +60,10 @@ def model() -> Lid176:
         return load(path)
 
 
-def model_line(text: str, max_chars: int) -> str:
-    """What the model reads: the first `max_chars` characters on one line, whitespace runs as one space."""
-    return " ".join(text[:max_chars].split())
+def model_lines(texts: pa.Array, max_chars: int) -> list[str]:
+    """What the model reads of each text: its first `max_chars` characters on one line, whitespace runs as
+    one space (sliced in Arrow, so the rest of a long text is never copied into Python)."""
+    return [" ".join(head.split()) for head in pc.utf8_slice_codeunits(texts, 0, max_chars).to_pylist()]
 
 
 def shouting(lines: list[str]) -> np.ndarray:
@@ -87,12 +89,12 @@ def identify_lines(lines: list[str]) -> tuple[list[str], np.ndarray]:
 
 def identify(text: str, max_chars: int) -> tuple[str, float]:
     """(ISO code, probability) of the most likely language of one text."""
-    langs, scores = identify_lines([model_line(text, max_chars)])
+    langs, scores = identify_lines(model_lines(pa.array([text], pa.large_string()), max_chars))
     return langs[0], float(scores[0])
 
 
 def language_signals(batch: TextBatch, params: LanguageParams) -> dict[str, Any]:
-    langs, scores = identify_lines([model_line(t, params.max_chars) for t in batch.texts.to_pylist()])
+    langs, scores = identify_lines(model_lines(batch.texts, params.max_chars))
     return {"lang": pa.array(langs, pa.string()), "score": scores}
 
 

@@ -158,7 +158,7 @@ def fineweb_signals(batch: TextBatch, params: FineWebParams) -> dict[str, Any]:
     raw, bounds = batch.utf8
     lines = batch.lines
     n_lines = per_doc(lines.docs, n)
-    punct = lines.ending_with(raw, [ch.encode() for ch in LINE_END_PUNCT])
+    punct = lines.ending_with(raw, list(LINE_END_PUNCT))
     short = lines.chars <= FINEWEB_SHORT_LINE_CHARS
     dup_chars = lines.repeated(raw, n)[1]
     newlines = per_text(raw == 10, bounds)

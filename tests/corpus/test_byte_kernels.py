@@ -10,7 +10,7 @@ import pyarrow as pa
 from tokenmill.corpus.byte_kernels import Lines, stripped_lines
 from tokenmill.corpus.utf8 import utf8_bytes
 
-PIECES = ["a", "é", "語", "…", "...", ".", "•", "-", " ", "\t", "\u3000", "\u00a0", "\r", "\n", "\n\n", "x" * 40]
+PIECES = ["a", "é", "語", "😀", "…", "...", ".", "•", "-", " ", "\t", "\u3000", "\u00a0", "\r", "\n", "\n\n", "x" * 40]
 
 
 def lines_of(docs: list[str]) -> tuple[np.ndarray, Lines]:
@@ -34,6 +34,8 @@ def test_lines_are_pythons_stripped_non_blank_lines():
     expected = reference_lines(docs)
     assert got == expected
     assert lines.chars.tolist() == [len(line) for _, line in expected]
+    assert lines.first.tolist() == [ord(line[0]) for _, line in expected]
+    assert lines.last.tolist() == [ord(line[-1]) for _, line in expected]
 
 
 def test_lines_starting_and_ending_with_a_pattern():
@@ -41,11 +43,10 @@ def test_lines_starting_and_ending_with_a_pattern():
     raw, lines = lines_of(docs)
     texts = [line for _, line in reference_lines(docs)]
     bullets, ellipses = ["•", "-"], ["...", "…"]
-    assert lines.starting_with(raw, [b.encode() for b in bullets]).tolist() == [
-        t.startswith(tuple(bullets)) for t in texts
-    ]
-    assert lines.ending_with(raw, [e.encode() for e in ellipses]).tolist() == [t.endswith(tuple(ellipses)) for t in texts]
-    assert lines.ending_with(raw, [b"..."]).sum() > 0
+    assert lines.starting_with("".join(bullets)).tolist() == [t.startswith(tuple(bullets)) for t in texts]
+    assert lines.ending_with(raw, ellipses).tolist() == [t.endswith(tuple(ellipses)) for t in texts]
+    assert lines.ending_with(raw, ["..."]).sum() > 0
+    assert lines.ending_with(raw, ["語", "é"]).tolist() == [t.endswith(("語", "é")) for t in texts]
 
 
 def test_repeated_lines_per_doc_with_their_chars():

@@ -7,9 +7,10 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
-from tokenmill.corpus.filter_lang import model_line
+from tokenmill.corpus.filter_lang import model_lines
 from tokenmill.corpus.lid176 import Lid176
 
 fasttext = pytest.importorskip("fasttext")
@@ -83,12 +84,12 @@ def test_header_args():
 
 
 def test_matches_fasttext_on_varied_lines():
-    scores = assert_matches_fasttext(MODEL, [model_line(line, 2000) for line in LINES] + ODD)
+    scores = assert_matches_fasttext(MODEL, model_lines(pa.array(LINES, pa.large_string()), 2000) + ODD)
     assert scores.max() > 0.99 and scores.min() < 0.5
 
 
 def test_matches_fasttext_with_word_ngrams_unigrams_and_softmax(tmp_path):
-    lines = [model_line(line, 2000) for line in LINES]
+    lines = model_lines(pa.array(LINES, pa.large_string()), 2000)
     base = Lid176(MODEL.read_bytes()).predict(lines)[1]
     for name, fields in {
         "bigrams.ftz": {"word_ngrams": 3},
