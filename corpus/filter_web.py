@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokenmill.corpus.c4_kernels import CURLY_BRACKET, LOREM_IPSUM, SENTENCES, c4_counts
 from tokenmill.corpus.errors import ConfigError
 from tokenmill.corpus.filter_spec import (
     COUNT_BINS,
@@ -23,7 +23,6 @@ from tokenmill.corpus.filter_spec import (
     Rules,
     Signal,
     TextBatch,
-    as_numpy,
     count_regex,
     per_doc,
     rule,
@@ -97,17 +96,17 @@ def c4_settings(params: C4Params) -> dict[str, Any]:
 
 
 def c4_signals(batch: TextBatch, params: C4Params) -> dict[str, Any]:
-    texts, lower = batch.texts, batch.lower
+    raw, bounds = batch.utf8
+    counts = c4_counts(raw, bounds)
     words = read_word_list(params.bad_words_file)
     if words:
-        pattern = r"\b(?:%s)\b" % "|".join(pc_escape(w) for w in words)
-        bad = count_regex(lower, pattern)
+        bad = count_regex(batch.lower, r"\b(?:%s)\b" % "|".join(pc_escape(w) for w in words))
     else:
-        bad = np.zeros(len(texts), dtype=np.int64)
+        bad = np.zeros(len(batch), dtype=np.int64)
     return {
-        "sentences": count_regex(texts, r"[.!?]+(?:\s|$)"),
-        "lorem_ipsum": as_numpy(pc.match_substring(lower, "lorem ipsum")).astype(np.int8),
-        "curly_bracket": as_numpy(pc.match_substring(texts, "{")).astype(np.int8),
+        "sentences": counts[:, SENTENCES],
+        "lorem_ipsum": counts[:, LOREM_IPSUM].astype(np.int8),
+        "curly_bracket": counts[:, CURLY_BRACKET].astype(np.int8),
         "bad_words": bad,
     }
 
