@@ -1,4 +1,4 @@
-"""fastText supervised-model inference (lid.176.ftz) in numpy, for a whole batch of lines at once.
+"""fastText supervised-model inference (lid.176.ftz) for a whole batch of lines at once: numpy, and numba for subwords.
 
 fastText's C++ `predict` costs ~0.85 s per 10 MB of text one line at a time; the filter step
 needs ~0.2 s. The maths is small (Joulin et al. 2016): a line's vector is the mean of the input
@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenmill.corpus.fasttext_file import Args, Reader, huffman_paths, read_dense, read_quantized
+from tokenmill.corpus.lid176_kernels import subword_sums
 from tokenmill.corpus.utf8 import utf8_bytes
 
 MAGIC, VERSION = 793712314, 12
@@ -50,66 +51,6 @@ def segment_sums(columns: np.ndarray, index: np.ndarray, owners: np.ndarray, n: 
         heads = np.flatnonzero(np.concatenate(([True], part[1:] != part[:-1])))
         out[:, part[heads]] += np.add.reduceat(np.take(columns, index[lo : lo + CHUNK_ITEMS], axis=1), heads, axis=1)
     return out
-
-
-def framed_words(raw: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each word `raw[bounds[i]:bounds[i+1]]` as fastText takes its n-grams, "<" + word + ">", and the new bounds."""
-    fbounds = bounds - bounds[0] + 2 * np.arange(len(bounds))
-    framed = np.empty(fbounds[-1], dtype=np.uint8)
-    inner = np.ones(len(framed), dtype=bool)
-    inner[fbounds[:-1]] = inner[fbounds[1:] - 1] = False
-    framed[~inner] = np.tile(np.frombuffer(b"<>", dtype=np.uint8), len(bounds) - 1)
-    framed[inner] = raw[bounds[0] : bounds[-1]]
-    return framed, fbounds
-
-
-def char_ngram_rows(
-    raw: np.ndarray, bounds: np.ndarray, minn: int, maxn: int, bucket_rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """`computeSubwords` + `pushHash` for many framed words `raw[bounds[i]:bounds[i+1]]` at once:
-    the input rows of all their n-grams that pruning kept, and the word of each.
-
-    n-grams start on UTF-8 character boundaries. Step n extends every start's hash by its n-th
-    character as whole-array operations; continuation bytes (few, outside CJK) are hashed
-    through position lists. A bool table screens the buckets first: ~90 % of lid.176's are
-    pruned, and the 2 MB table gathers ~4x faster than the 8 MB row table."""
-    is_start = (raw & 0xC0) != 0x80
-    starts, continuation = np.flatnonzero(is_start), np.flatnonzero(~is_start)
-    n_chars = len(starts)
-    word_first = np.searchsorted(starts, bounds)
-    head = np.zeros(n_chars + 1, dtype=bool)  # a word's first character, and the end
-    head[word_first] = True
-    first_byte = SIGNED_BYTE[raw[starts]]
-    owner = np.searchsorted(starts, continuation, side="right") - 1
-    nth = continuation - starts[owner]  # byte 1, 2, 3 of its character
-    more_bytes = [(owner[nth == b], SIGNED_BYTE[raw[continuation[nth == b]]]) for b in range(1, nth.max(initial=0) + 1)]
-    kept_bucket = bucket_rows >= 0
-    h = np.full(n_chars, FNV_OFFSET, dtype=np.uint32)
-    inside = np.ones(n_chars, dtype=bool)  # the n-gram from here stays inside its word
-    at_char, rows = [], []
-    for n in range(1, maxn + 1):
-        k = n - 1
-        h, inside = h[: n_chars - k], inside[: n_chars - k]
-        if k:
-            inside &= ~head[k:n_chars]
-        h ^= first_byte[k:]
-        h *= np.uint32(FNV_PRIME)
-        for at, values in more_bytes:
-            later = at >= k
-            at = at[later] - k
-            h[at] = (h[at] ^ values[later]) * np.uint32(FNV_PRIME)
-        if n >= minn:
-            buckets = h - h // np.uint32(len(bucket_rows)) * np.uint32(len(bucket_rows))  # h % bucket, 2x faster
-            ok = kept_bucket[buckets]
-            ok &= inside
-            if n == 1:  # no 1-gram of the framing "<" or ">"
-                ok &= ~head[:n_chars] & ~head[1:]
-            at = np.flatnonzero(ok)
-            at_char.append(at)
-            rows.append(bucket_rows[buckets[at]])
-    at = np.concatenate(at_char) if at_char else np.zeros(0, dtype=np.int64)
-    word = np.searchsorted(word_first, at, side="right") - 1
-    return (np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)), word
 
 
 def fnv_hashes(raw: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -148,7 +89,8 @@ class Lid176:
             self.bucket_rows = np.full(self.args.bucket, -1, dtype=np.int32)
             self.bucket_rows[pruned[:, 0]] = self.nwords + pruned[:, 1]
         (quantized,) = r.fields("?")
-        self.columns = np.ascontiguousarray((read_quantized(r) if quantized else read_dense(r)).T)  # [dim, row]
+        self.rows = read_quantized(r) if quantized else read_dense(r)  # [row, dim]
+        self.columns = np.ascontiguousarray(self.rows.T)  # [dim, row]
         (qout,) = r.fields("?")
         self.output = read_quantized(r) if qout else read_dense(r)
         eos = self.vocab.index(pa.scalar(EOS, pa.large_binary())).as_py()
@@ -217,13 +159,12 @@ class Lid176:
     def word_sums(self, words: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """Per distinct word, the sum ([dim, word]) and number of its input rows (`addSubwords`): its
         own row if in the vocabulary, and the rows of its char n-grams that pruning kept."""
-        framed, fbounds = framed_words(*utf8_bytes(words))
-        rows, owner = char_ngram_rows(framed, fbounds, self.args.minn, self.args.maxn, self.bucket_rows)
         ids = pc.index_in(words.cast(pa.large_binary()), value_set=self.vocab).fill_null(-1).to_numpy()
-        known = np.flatnonzero(ids >= 0)
-        rows, owner = np.concatenate((rows, ids[known])), np.concatenate((owner, known))
-        sums = column_sums(self.columns, rows, owner, len(words)).astype(np.float32)
-        return sums, np.bincount(owner, minlength=len(words))
+        raw, bounds = utf8_bytes(words)
+        sums, counts = subword_sums(
+            raw, bounds, ids.astype(np.int64), self.args.minn, self.args.maxn, self.bucket_rows, self.rows
+        )
+        return sums.T.astype(np.float32), counts
 
     def word_ngram_rows(
         self, words: pa.Array, word: np.ndarray, line: np.ndarray, n_lines: int
