@@ -140,6 +140,13 @@ def count_dups(codes: np.ndarray, chars: np.ndarray) -> tuple[int, int]:
 
 
 @njit(cache=True)
+def repeated_items(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[int, int]:
+    """(items repeating an earlier item, chars in them) among the byte strings [starts, ends)."""
+    hashes, chars = item_stats(raw, starts, ends)
+    return count_dups(string_codes(raw, starts, ends, hashes)[0], chars)
+
+
+@njit(cache=True)
 def stripped_lines(raw: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, ...]:
     """Every text's lines split at newlines and stripped (`str.strip()`), blank ones left out: per line its
     byte [start, end), its text's index, its length in characters and its first and last code points."""
@@ -198,9 +205,7 @@ def grouped_dups(
         tail = head + 1
         while tail < len(docs) and docs[tail] == docs[head]:
             tail += 1
-        hashes, chars = item_stats(raw, starts[head:tail], ends[head:tail])
-        codes = string_codes(raw, starts[head:tail], ends[head:tail], hashes)[0]
-        out[docs[head], 0], out[docs[head], 1] = count_dups(codes, chars)
+        out[docs[head], 0], out[docs[head], 1] = repeated_items(raw, starts[head:tail], ends[head:tail])
         head = tail
 
 

@@ -1,9 +1,9 @@
 """Gopher's repetition measures (Rae et al. 2021, App. A), compiled: one pass per doc over its UTF-8 bytes.
 
 Lines, paragraphs and words are found and hashed in the bytes, each item gets a code numbered by
-first appearance in its doc (`byte_kernels.string_codes`), and n-gram codes are built level by level from (n-1)-gram codes where an n-gram can
-still repeat. Per-doc loops over hash tables have no vector form in numpy or pyarrow fast enough to matter
-(they were 55% of the filter step's time there).
+first appearance in its doc (`byte_kernels.string_codes`), and n-gram codes are built level by level
+from (n-1)-gram codes where an n-gram can still repeat. Per-doc loops over hash tables have no vector
+form in numpy or pyarrow fast enough to matter (they were 55% of the filter step's time there).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tokenmill.corpus.byte_kernels import count_dups, item_stats, mix, space_bytes, string_codes, strip, table_size
+from tokenmill.corpus.byte_kernels import item_stats, mix, repeated_items, space_bytes, string_codes, strip, table_size
 
 UNIQUE = -1  # the code of an n-gram that occurs once in its doc
 
@@ -190,9 +190,8 @@ def split_paragraphs(raw: np.ndarray, start: int, end: int) -> tuple[np.ndarray,
 @njit(cache=True)
 def item_dups(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray, out: np.ndarray, column: int) -> None:
     """Items, repeated items and chars in them into out[column:column + 3]."""
-    hashes, chars = item_stats(raw, starts, ends)
-    dups, dup_chars = count_dups(string_codes(raw, starts, ends, hashes)[0], chars)
-    out[column], out[column + 1], out[column + 2] = len(starts), dups, dup_chars
+    out[column] = len(starts)
+    out[column + 1], out[column + 2] = repeated_items(raw, starts, ends)
 
 
 @njit(cache=True)
@@ -207,17 +206,16 @@ def doc_counts(raw: np.ndarray, start: int, end: int, top: np.ndarray, dup: np.n
     out[WORD_CHARS] = word_ends[-1]
     words, n_words = string_codes(raw, starts, ends, hashes)
     at, codes, n_codes = repeated_only(np.arange(len(words)), words, n_words)
-    column = FIRST_GRAM_COLUMN
     for n in range(2, max(top.max(), dup.max()) + 1):
         if n_codes == 0:
             break
         at, codes, n_codes = next_level(at, codes, words, n_words, n)
         for k in range(len(top)):
             if top[k] == n:
-                out[column + k] = top_gram_chars(at, codes, n_codes, word_ends, n)
+                out[FIRST_GRAM_COLUMN + k] = top_gram_chars(at, codes, n_codes, word_ends, n)
         for k in range(len(dup)):
             if dup[k] == n:
-                out[column + len(top) + k] = jumped_dup_chars(at, codes, n_codes, word_ends, n)
+                out[FIRST_GRAM_COLUMN + len(top) + k] = jumped_dup_chars(at, codes, n_codes, word_ends, n)
 
 
 @njit(cache=True)
