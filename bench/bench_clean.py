@@ -11,10 +11,10 @@ import pathlib
 import time
 from typing import Any
 
-from tokenmill.corpus import pydocs
-from tokenmill.corpus.clean import CleanParams, run_clean
-from tokenmill.corpus.load import LoadParams, run_load
-from tokenmill.corpus.store import Store
+from tokenmill.corpus.clean.step import CleanParams, run_clean
+from tokenmill.corpus.ingest import pydocs
+from tokenmill.corpus.ingest.load import LoadParams, run_load
+from tokenmill.corpus.store.versions import Store
 
 MOJIBAKE_EVERY = 20  # one doc in 20 is UTF-8 read as cp1252, as on messy web crawls
 

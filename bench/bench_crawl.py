@@ -62,8 +62,8 @@ def serve(page_bytes: int) -> None:
 
 
 def crawl_case(case: str, page_bytes: int, pages: int, workdir: Path, client: Any) -> dict[str, Any]:
-    from tokenmill.corpus.crawl import CrawlParams, run_crawl
-    from tokenmill.corpus.store import Store
+    from tokenmill.corpus.crawl.step import CrawlParams, run_crawl
+    from tokenmill.corpus.store.versions import Store
 
     server = subprocess.Popen([sys.executable, __file__, "serve", str(page_bytes)], stdout=subprocess.PIPE, text=True)
     try:
@@ -105,7 +105,7 @@ if __name__ == "__main__":
     else:
         import tempfile
 
-        from tokenmill.corpus.runtime import DaskSettings, dask_client
+        from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
         with dask_client(DaskSettings(n_workers=2)) as dask, tempfile.TemporaryDirectory() as tmp:
             for row in bench(float(sys.argv[1]) if len(sys.argv) > 1 else 5.0, Path(tmp), dask):

@@ -16,11 +16,9 @@ from typing import Any
 
 import numpy as np
 from datasketch import MinHash
-
-from tokenmill.corpus import minhash
-from tokenmill.corpus.dedup import DedupParams, run_dedup
-from tokenmill.corpus.load import LoadParams, run_load
-from tokenmill.corpus.store import Store
+from tokenmill.corpus.dedup.step import DedupParams, minhash, run_dedup
+from tokenmill.corpus.ingest.load import LoadParams, run_load
+from tokenmill.corpus.store.versions import Store
 
 COPY_EVERY = 10  # one doc in 10 is followed by an exact copy, one in 10 by a 2%-edited copy
 SIGNATURE_SAMPLE_MB = 4
@@ -130,7 +128,7 @@ if __name__ == "__main__":
     import argparse
     import tempfile
 
-    from tokenmill.corpus.runtime import DaskSettings, dask_client
+    from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=20)

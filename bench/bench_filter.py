@@ -11,12 +11,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from tokenmill.corpus.filter import FILTERS, FilterParams, run_filter
-from tokenmill.corpus.filter_spec import TextBatch, TransformSpec
-from tokenmill.corpus.load import LoadParams, run_load
-from tokenmill.corpus.step import read_batches
-from tokenmill.corpus.store import Store
+from tokenmill.corpus.filter.spec import TextBatch, TransformSpec
+from tokenmill.corpus.filter.step import FILTERS, FilterParams, run_filter
+from tokenmill.corpus.ingest.load import LoadParams, run_load
+from tokenmill.corpus.store.step import read_batches
+from tokenmill.corpus.store.versions import Store
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from bench_clean import result_row, write_corpus  # noqa: E402  the same real-text corpus as the clean bench

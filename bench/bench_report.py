@@ -17,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tokenmill.corpus.stats import LENGTH_BINS, DocStats
-from tokenmill.corpus.store import FileEntry, Store, version_id
+from tokenmill.corpus.store.stats import LENGTH_BINS, DocStats
+from tokenmill.corpus.store.versions import FileEntry, Store, version_id
 
 MEAN_DOC_BYTES = 2_000
 SIGNALS = {
@@ -126,7 +126,7 @@ def fabricate_lineage(store: Store, docs: int, runs: int = 1, seed: int = 0) -> 
 def bench(size_mb: float, workdir: Path, client: Any = None, runs: int = 20) -> list[dict[str, Any]]:
     """Time `build_report` on the pack of a lineage whose load step read `size_mb` MB (docs of 2 kB).
     The client is unused: a report runs in this process, reading a few JSON files."""
-    from tokenmill.corpus.report import build_report
+    from tokenmill.flows.report.html import build_report
 
     store = Store(str(workdir / "report-store"))
     docs = max(1, int(size_mb * 2**20 / MEAN_DOC_BYTES))

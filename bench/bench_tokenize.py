@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 import psutil
 from fsspec.implementations.local import LocalFileSystem
-
-from tokenmill.corpus.load import LoadParams, run_load
-from tokenmill.corpus.step import read_batches
-from tokenmill.corpus.store import Store
+from tokenmill.corpus.ingest.load import LoadParams, run_load
+from tokenmill.corpus.store.step import read_batches
+from tokenmill.corpus.store.versions import Store
 from tokenmill.tokenize.pack import PackParams, run_pack
 from tokenmill.tokenize.shards import write_shard
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
@@ -99,8 +98,7 @@ def write_text_corpus(path: Path, size_mb: float) -> None:
     """JSONL of real text up to `size_mb`: the installed Python's docstrings (about 40 MB here),
     then its source files whole, so the 100 MB tokenizer figure needs no download."""
     import orjson
-
-    from tokenmill.corpus import pydocs
+    from tokenmill.corpus.ingest import pydocs
 
     budget = int(size_mb * 2**20)
     files = pydocs.module_files()
@@ -174,7 +172,7 @@ if __name__ == "__main__":
     import sys
     import tempfile
 
-    from tokenmill.corpus.runtime import DaskSettings, dask_client
+    from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
     size = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
     with tempfile.TemporaryDirectory() as tmp, dask_client(DaskSettings(n_workers=2)) as dask_client_:

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 from fsspec.implementations.local import LocalFileSystem
-
 from tokenmill.tokenize.shards import write_shard
 from tokenmill.train.data import TokenWindows
 from tokenmill.train.device import PEAK_BF16_FLOPS, Runtime, cpu_threads
 from tokenmill.train.loop import Trainer, make_plan
-from tokenmill.train.params import TrainParams
 from tokenmill.train.model import count_params, flops_per_token, model_config
+from tokenmill.train.params import TrainParams
 
 VOCAB = 32_000
 CASES = {"tiny": {"seq_len": 256, "batch_size": 8, "steps": 20}, "small": {"seq_len": 256, "batch_size": 8, "steps": 4}}

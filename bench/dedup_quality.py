@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tokenmill.corpus import pydocs
-from tokenmill.corpus.dedup import DedupParams, run_dedup
-from tokenmill.corpus.load import LoadParams, run_load
-from tokenmill.corpus.minhash import normalize, shingles
-from tokenmill.corpus.store import Store
+from tokenmill.corpus.dedup.minhash import normalize, shingles
+from tokenmill.corpus.dedup.step import DedupParams, run_dedup
+from tokenmill.corpus.ingest import pydocs
+from tokenmill.corpus.ingest.load import LoadParams, run_load
+from tokenmill.corpus.store.versions import Store
 
 TARGETS = [0.5, 0.7, 0.8, 0.9, 0.95, 1.0]
 EDITS = ["substitute", "insert", "delete", "reorder", "boilerplate"]
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    from tokenmill.corpus.runtime import DaskSettings, dask_client
+    from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
     with tempfile.TemporaryDirectory() as tmp, dask_client(DaskSettings(n_workers=args.workers)) as client:
         result = run_quality(real_texts(args.docs), Path(tmp), client, DedupParams(threshold=args.threshold))

@@ -33,7 +33,7 @@ MB = 2**20
 
 def real_texts(max_mb: float = 24) -> list[str]:
     """Docs of real English prose: module docstrings of the installed Python, up to `max_mb`."""
-    from tokenmill.corpus import pydocs
+    from tokenmill.corpus.ingest import pydocs
 
     texts, total = [], 0
     for _, text, _ in pydocs.iter_module_docs(pydocs.module_files(), budget=2**62):
@@ -144,8 +144,8 @@ LOAD_CASES = {"jsonl": (write_jsonl_corpus, "corpus.jsonl"), "warc": (write_warc
 def bench_load(
     size_mb: float, workdir: Path, client: Any, cases: tuple[str, ...] = tuple(LOAD_CASES)
 ) -> list[dict[str, Any]]:
-    from tokenmill.corpus.load import LoadParams, run_load
-    from tokenmill.corpus.store import Store
+    from tokenmill.corpus.ingest.load import LoadParams, run_load
+    from tokenmill.corpus.store.versions import Store
 
     texts = real_texts()
     rows = []
@@ -192,7 +192,7 @@ def main() -> None:
     parser.add_argument("--json", dest="json_path", default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
 
-    from tokenmill.corpus.runtime import DaskSettings, dask_client
+    from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
     benches = step_benches()
     load_cases = tuple(c.strip() for c in args.load_cases.split(",") if c.strip())

@@ -1,4 +1,4 @@
-"""Prefect flow `clean`: a thin wrapper over `tokenmill.corpus.clean.run_clean`."""
+"""Prefect flow `clean`: a thin wrapper over `tokenmill.corpus.clean.step.run_clean`."""
 
 from tokenmill.flows.common import docs_step_flow
 

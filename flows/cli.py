@@ -14,8 +14,12 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from tokenmill.corpus.errors import ConfigError, InputError, StoreIOError, TokenmillError
+from tokenmill.corpus.store.errors import (
+    ConfigError,
+    InputError,
+    StoreIOError,
+    TokenmillError,
+)
 from tokenmill.flows.env import configure_prefect_env
 
 app = typer.Typer(
@@ -52,7 +56,7 @@ def quiet_flow_failures() -> None:
 
 
 def _store(config: str | None, store: str | None):
-    from tokenmill.corpus.store import Store
+    from tokenmill.corpus.store.versions import Store
     from tokenmill.flows.config import load_config
 
     return Store(load_config(config, _overrides([], store)).store.root)
@@ -70,7 +74,7 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run the pipeline, or chosen steps, and print each version committed or found cached."""
-    from tokenmill.corpus.store import Store
+    from tokenmill.corpus.store.versions import Store
     from tokenmill.flows.config import load_config
     from tokenmill.flows.pipeline import initial_state, plan_steps
     from tokenmill.flows.steps import STEPS
@@ -165,7 +169,7 @@ def stats(
     as_json: bool = JsonOption,
 ) -> None:
     """Print a version's headline figures, the funnel of its lineage, drops per reason, languages, domains, runs."""
-    from tokenmill.corpus.report import headline_tables, read_stats
+    from tokenmill.flows.report.data import headline_tables, read_stats
 
     st = _store(config, store)
     if as_json:
@@ -189,7 +193,7 @@ def report(
     """Write one self-contained HTML report of a version and its whole lineage (no network needed to view)."""
     from pathlib import Path
 
-    from tokenmill.corpus.report import build_report
+    from tokenmill.flows.report.html import build_report
 
     html = build_report(_store(config, store), version, vs)
     Path(output).write_text(html, encoding="utf-8")

@@ -12,13 +12,13 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from rich.console import Console
-
-from tokenmill.corpus.progress import progress_listener
-from tokenmill.corpus.report import build_report, drop_rows, read_stats
-from tokenmill.corpus.runtime import dask_client
-from tokenmill.corpus.step import Version
-from tokenmill.corpus.store import Store
+from tokenmill.corpus.store.progress import progress_listener
+from tokenmill.corpus.store.runtime import dask_client
+from tokenmill.corpus.store.step import Version
+from tokenmill.corpus.store.versions import Store
 from tokenmill.flows.config import load_config
+from tokenmill.flows.report.data import drop_rows, read_stats
+from tokenmill.flows.report.html import build_report
 from tokenmill.flows.steps import STEPS
 
 console = Console(stderr=True)
@@ -38,7 +38,7 @@ def run_step(
     spec = STEPS[name]
     missing = [key for key, value in inputs.items() if not value]
     if missing:
-        from tokenmill.corpus.errors import InputError
+        from tokenmill.corpus.store.errors import InputError
 
         raise InputError(f"step '{name}' needs {', '.join(missing)} (give --from VERSION)")
     store = Store(config.store.root)

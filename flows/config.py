@@ -12,10 +12,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
-
-from tokenmill.corpus.errors import ConfigError
-from tokenmill.corpus.runtime import DaskSettings
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+from tokenmill.corpus.store.errors import ConfigError
+from tokenmill.corpus.store.runtime import DaskSettings
 from tokenmill.flows.steps import DEFAULT_PIPELINE, STEPS
 
 

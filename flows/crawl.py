@@ -1,4 +1,4 @@
-"""Prefect flow `crawl`: a thin wrapper over `tokenmill.corpus.crawl.run_crawl`.
+"""Prefect flow `crawl`: a thin wrapper over `tokenmill.corpus.crawl.step.run_crawl`.
 
 Retried on failure: the crawl journal makes a rerun continue where the failed one stopped,
 fetching no page twice.
@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-
 from tokenmill.flows.common import run_step
 
 

@@ -1,4 +1,4 @@
-"""Prefect flow `dedup`: a thin wrapper over `tokenmill.corpus.dedup.run_dedup`."""
+"""Prefect flow `dedup`: a thin wrapper over `tokenmill.corpus.dedup.step.run_dedup`."""
 
 from tokenmill.flows.common import docs_step_flow
 

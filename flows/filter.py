@@ -1,4 +1,4 @@
-"""Prefect flow `filter`: a thin wrapper over `tokenmill.corpus.filter.run_filter`."""
+"""Prefect flow `filter`: a thin wrapper over `tokenmill.corpus.filter.step.run_filter`."""
 
 from tokenmill.flows.common import docs_step_flow
 

@@ -1,11 +1,10 @@
-"""Prefect flow `load`: a thin wrapper over `tokenmill.corpus.load.run_load`."""
+"""Prefect flow `load`: a thin wrapper over `tokenmill.corpus.ingest.load.run_load`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from prefect import flow
-
 from tokenmill.flows.common import run_step
 
 

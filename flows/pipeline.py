@@ -10,22 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-
-from tokenmill.corpus.errors import ConfigError, InputError
-from tokenmill.corpus.runtime import dask_client
-from tokenmill.corpus.store import Store, step_of
+from tokenmill.corpus.store.errors import ConfigError, InputError
+from tokenmill.corpus.store.runtime import dask_client
+from tokenmill.corpus.store.versions import Store, step_of
+from tokenmill.flows.clean import clean
 from tokenmill.flows.common import publish_report
 from tokenmill.flows.config import load_config
-from tokenmill.flows.clean import clean
+from tokenmill.flows.crawl import crawl
 from tokenmill.flows.dedup import dedup
 from tokenmill.flows.eval import eval as eval_flow
 from tokenmill.flows.filter import filter as filter_flow
-from tokenmill.flows.crawl import crawl
 from tokenmill.flows.load import load
 from tokenmill.flows.pack import pack
+from tokenmill.flows.steps import STEPS
 from tokenmill.flows.tokenizer import tokenizer
 from tokenmill.flows.train import train
-from tokenmill.flows.steps import STEPS
 
 STEP_FLOWS = {
     "crawl": crawl,

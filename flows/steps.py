@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-
-from tokenmill.corpus.clean import CleanParams, run_clean
-from tokenmill.corpus.crawl import CrawlParams, check_crawl, run_crawl
-from tokenmill.corpus.dedup import DedupParams, run_dedup
-from tokenmill.corpus.filter import FilterParams, check_filter, run_filter
-from tokenmill.corpus.load import LoadParams, check_paths, run_load
+from tokenmill.corpus.clean.step import CleanParams, run_clean
+from tokenmill.corpus.crawl.step import CrawlParams, check_crawl, run_crawl
+from tokenmill.corpus.dedup.step import DedupParams, run_dedup
+from tokenmill.corpus.filter.step import FilterParams, check_filter, run_filter
+from tokenmill.corpus.ingest.load import LoadParams, check_paths, run_load
 from tokenmill.tokenize.pack import PackParams, run_pack
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
 from tokenmill.train.params import EvalParams, TrainParams

@@ -17,7 +17,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 @pytest.fixture(scope="session")
 def client() -> Iterator[Any]:
-    from tokenmill.corpus.runtime import DaskSettings, dask_client
+    from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
     with dask_client(DaskSettings(n_workers=2, memory_limit_gb=4)) as dask:
         yield dask
@@ -34,7 +34,7 @@ def prefect_harness() -> Iterator[None]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
-    from tokenmill.corpus.store import Store
+    from tokenmill.corpus.store.versions import Store
 
     return Store(str(tmp_path / "store"))
 
@@ -57,7 +57,7 @@ def write_jsonl():
 @pytest.fixture
 def docs_version(store: Any, client: Any, tmp_path: Path):
     """Factory: commit a load version of the given texts (or dicts) and return its id."""
-    from tokenmill.corpus.load import LoadParams, run_load
+    from tokenmill.corpus.ingest.load import LoadParams, run_load
 
     def make(docs: Iterable[str | dict[str, Any]], name: str = "docs") -> str:
         records = [{"text": d} if isinstance(d, str) else d for d in docs]

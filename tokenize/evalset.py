@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import fsspec
-
-from tokenmill.corpus import pydocs
-from tokenmill.corpus.errors import InputError
-from tokenmill.corpus.step import read_batches
-from tokenmill.corpus.store import Store, step_of
+from tokenmill.corpus.ingest import pydocs
+from tokenmill.corpus.store.errors import InputError
+from tokenmill.corpus.store.step import read_batches
+from tokenmill.corpus.store.versions import Store, step_of
 
 
 def is_version(store: Store, name: str) -> bool:

@@ -10,7 +10,6 @@ shard's docs from the scratch files and write `<split>-NNNNN.bin` / `.idx`.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 from collections.abc import Iterator
@@ -22,19 +21,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 from pydantic import BaseModel, ConfigDict, Field
-
-from tokenmill.corpus.errors import InputError
-from tokenmill.corpus.parts import PartWriter, rejected_rows
-from tokenmill.corpus.pydocs import PYTHON_TOPICS_URL
-from tokenmill.corpus.schema import REJECTED_SCHEMA
-from tokenmill.corpus.stats import DocStats, length_bin_edges, log2_histogram
-from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches
-from tokenmill.corpus.store import FileEntry, Store, version_id
+from tokenmill.corpus.ingest.pydocs import PYTHON_TOPICS_URL
+from tokenmill.corpus.store.parts import PartWriter, rejected_rows
+from tokenmill.corpus.store.schema import REJECTED_SCHEMA
+from tokenmill.corpus.store.stats import DocStats, length_bin_edges, log2_histogram
+from tokenmill.corpus.store.step import (
+    Version,
+    find_cached,
+    input_parts,
+    params_json,
+    read_batches,
+)
+from tokenmill.corpus.store.versions import FileEntry, Store, version_id
 from tokenmill.tokenize.decontam import EvalNgrams, eval_ngrams
 from tokenmill.tokenize.evalset import eval_texts
+from tokenmill.tokenize.model import BOS_ID, EOS_ID, load_model, tokenizer_info
 from tokenmill.tokenize.sampling import id_keys, id_units
-from tokenmill.tokenize.shards import BOUNDARY_CODES, MAX_SHARD_TOKENS, token_dtype, write_shard
-from tokenmill.tokenize.trainer import BOS_ID, EOS_ID, MODEL_FILE, write_bytes
+from tokenmill.tokenize.shards import (
+    BOUNDARY_CODES,
+    MAX_SHARD_TOKENS,
+    token_dtype,
+    write_shard,
+)
 
 STEP = "pack"
 CODE_VERSION = "pack-v2"
@@ -96,22 +104,6 @@ class EncodedPart:
     offsets: np.ndarray
     files: list[FileEntry] = field(default_factory=list)
     stats: DocStats = field(default_factory=DocStats)
-
-
-_MODELS: dict[str, Any] = {}
-
-
-def load_model(url: str, sha256: str) -> Any:
-    """The sentencepiece model, read once per worker process and checked against its manifest checksum."""
-    if sha256 not in _MODELS:
-        import sentencepiece as spm
-
-        with fsspec.open(url, "rb") as f:
-            data = f.read()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise InputError(f"pack: tokenizer model {url} does not match its manifest checksum")
-        _MODELS[sha256] = spm.SentencePieceProcessor(model_proto=data)
-    return _MODELS[sha256]
 
 
 def encode_with_boundaries(sp: Any, texts: list[str], newline_id: int | None, threads: int, boundary: str,
@@ -225,16 +217,6 @@ def write_split_shard(fs: Any, path: str, name: str, token_urls: list[str], part
     return write_shard(fs, path, name, docs, int(lengths.sum()), len(lengths), vocab_size, boundary, marker)
 
 
-def tokenizer_info(store: Store, tokenizer_version: str) -> tuple[str, str, int, int | None]:
-    """(model URL, model sha256, vocab size, id of a user-defined newline piece) of a tokenizer version."""
-    manifest = store.manifest(tokenizer_version)
-    if manifest.step != "tokenizer":
-        raise InputError(f"pack: '{tokenizer_version}' is a {manifest.step} version, not a tokenizer")
-    sha = next(f.sha256 for f in manifest.files if f.path == MODEL_FILE)
-    url = store.uri(f"{store.version_dir(tokenizer_version)}/{MODEL_FILE}")
-    return url, sha, int(manifest.stats["vocab_size"]), manifest.stats.get("newline_id")
-
-
 LISTING = "shard_docs.arrow"
 LISTING_SCHEMA = pa.schema([("split", pa.string()), ("shard", pa.int32()), ("position", pa.int32()),
                             ("id", pa.string()), ("tokens", pa.int64())])
@@ -256,13 +238,14 @@ def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = Fal
     cached = find_cached(store, vid, force)
     if cached:
         return cached
-    model_url, model_sha, vocab_size, newline_id = tokenizer_info(store, tokenizer_version)
+    tokenizer = tokenizer_info(store, tokenizer_version)
     parts = input_parts(store, input_version)
     eval_set = eval_ngrams(eval_texts(store, params.decontaminate), params.decontaminate_ngram_words)
+    vocab_size = tokenizer.vocab_size
     dtype = token_dtype(vocab_size).str
     attempt = store.begin(STEP, vid)
-    job = EncodeJob(model_url, model_sha, f"{attempt.uri}/{SCRATCH}", attempt.uri, dtype, params.boundary,
-                    params.encode_batch_docs, params.encode_threads, newline_id)
+    job = EncodeJob(tokenizer.model_url, tokenizer.model_sha256, f"{attempt.uri}/{SCRATCH}", attempt.uri, dtype, params.boundary,
+                    params.encode_batch_docs, params.encode_threads, tokenizer.newline_id)
     broadcast = client.scatter(eval_set, broadcast=True, hash=False)
     encoded: list[EncodedPart] = client.gather(
         [client.submit(encode_part, i, url, job, broadcast, pure=False) for i, url in enumerate(parts)])
@@ -290,7 +273,7 @@ def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = Fal
     files = [entry for part in encoded for entry in part.files]
     files.extend(entry for entries in client.gather(futures) for entry in entries)
     store.fs.rm(f"{attempt.path}/{SCRATCH}", recursive=True)
-    files.append(write_bytes(attempt, LISTING, docs_listing(listing), rows=len(listing)))
+    files.append(attempt.write_bytes(LISTING, docs_listing(listing), rows=len(listing)))
 
     doc_stats = DocStats()
     for part in encoded:
@@ -310,7 +293,7 @@ def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = Fal
         "boundary_code": BOUNDARY_CODES[params.boundary],
         "vocab_size": vocab_size,
         "tokenizer_version": tokenizer_version,
-        "tokenizer_sha256": model_sha,
+        "tokenizer_sha256": tokenizer.model_sha256,
         "decontaminate_ngrams": int(len(eval_set.hashes)),
     }
     stats = {**doc_stats.to_json(), **headline,

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-
-from tokenmill.corpus.errors import InputError
-from tokenmill.corpus.store import FileEntry
+from tokenmill.corpus.store.errors import InputError
+from tokenmill.corpus.store.versions import FileEntry
 
 MAGIC = 0x4B4F544D  # b"MTOK" read as a little-endian int32
 FORMAT_VERSION = 1

@@ -10,7 +10,6 @@ would otherwise teach it nothing.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import time
@@ -21,18 +20,28 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from tokenmill.corpus.errors import ConfigError, InputError
-from tokenmill.corpus.step import Version, find_cached, input_parts, params_json, read_batches
-from tokenmill.corpus.store import FileEntry, Store, version_id
+from tokenmill.corpus.store.errors import ConfigError, InputError
+from tokenmill.corpus.store.step import (
+    Version,
+    find_cached,
+    input_parts,
+    params_json,
+    read_batches,
+)
+from tokenmill.corpus.store.versions import Store, version_id
+from tokenmill.tokenize.model import (
+    BOS_ID,
+    EOS_ID,
+    MODEL_FILE,
+    PAD_ID,
+    UNK_ID,
+    VOCAB_FILE,
+)
 from tokenmill.tokenize.sampling import UNIT_BINS, bins_within, id_units, unit_histogram
 
 STEP = "tokenizer"
 CODE_VERSION = "tokenizer-v1"
 SAMPLE_SALT = "tokenizer-sample"
-MODEL_FILE = "tokenizer.model"
-VOCAB_FILE = "tokenizer.vocab"
-UNK_ID, BOS_ID, EOS_ID, PAD_ID = 0, 1, 2, 3
 BYTE_PIECES = 256
 
 
@@ -200,13 +209,6 @@ def sample_cutoffs(hist: np.ndarray, params: TokenizerParams) -> tuple[float, fl
     return min(sample_bins, bins - heldout_bins) / bins, 1.0 - heldout_bins / bins
 
 
-def write_bytes(attempt: Any, name: str, data: bytes, rows: int | None = None) -> FileEntry:
-    """One file of a non-docs version (model, vocab, listing) into the attempt, with its checksum."""
-    with attempt.store.fs.open(f"{attempt.path}/{name}", "wb") as f:
-        f.write(data)
-    return FileEntry(path=name, rows=rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-
-
 def _train(sentences: Iterator[str], spec: dict[str, Any]) -> bytes:
     import sentencepiece as spm
 
@@ -270,7 +272,7 @@ def run_tokenizer(
     model = _train(sentences(), spec)
     train_seconds = time.perf_counter() - started
     sp = spm.SentencePieceProcessor(model_proto=model)
-    files = [write_bytes(attempt, MODEL_FILE, model), write_bytes(attempt, VOCAB_FILE, vocab_text(sp))]
+    files = [attempt.write_bytes(MODEL_FILE, model), attempt.write_bytes(VOCAB_FILE, vocab_text(sp))]
     is_byte = np.array([sp.IsByte(i) for i in range(sp.vocab_size())], dtype=bool)
     stats = {
         "vocab_size": sp.vocab_size(),

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from tokenmill.corpus.errors import InputError
+from tokenmill.corpus.store.errors import InputError
 
 
 def rng_state() -> dict[str, Any]:

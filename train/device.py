@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from tokenmill.corpus.errors import ConfigError
+from tokenmill.corpus.store.errors import ConfigError
 
 # Dense bf16 peak of one device, from the vendors' datasheets (SXM parts; PCIe H100 is 756 TFLOPS).
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "4090": 165e12}

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from tokenmill.train.device import Runtime
 
 

@@ -10,17 +10,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-from tokenmill.corpus.errors import InputError
-from tokenmill.corpus.step import Version, find_cached, params_json
-from tokenmill.corpus.store import Store, version_id
+from tokenmill.corpus.store.errors import InputError
+from tokenmill.corpus.store.step import Version, find_cached, params_json
+from tokenmill.corpus.store.versions import Store, version_id
 from tokenmill.tokenize.evalset import eval_texts
-from tokenmill.tokenize.pack import load_model, tokenizer_info
+from tokenmill.tokenize.model import tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import load_checkpoint
 from tokenmill.train.data import pack_shards, val_windows
 from tokenmill.train.device import Runtime, setup_runtime
-from tokenmill.train.eval import TextScorer, cloze_items, cloze_scores, take_texts, text_set_bpb, texts_sha256, val_loss
+from tokenmill.train.eval import (
+    TextScorer,
+    cloze_items,
+    cloze_scores,
+    take_texts,
+    text_set_bpb,
+    texts_sha256,
+    val_loss,
+)
 from tokenmill.train.model import GPT, ModelConfig
 from tokenmill.train.params import EvalParams
 
@@ -40,11 +47,6 @@ class EvalSet:
 def load_eval_set(store: Store, params: EvalParams) -> EvalSet:
     texts = take_texts(eval_texts(store, params.eval_texts), params.eval_max_bytes)
     return EvalSet(texts, texts_sha256(texts))
-
-
-def tokenizer_model(store: Store, tokenizer_version: str) -> Any:
-    url, sha, _, _ = tokenizer_info(store, tokenizer_version)
-    return load_model(url, sha)
 
 
 def score_model(model: torch.nn.Module, sp: Any, prefix_id: int, runtime: Runtime, eval_set: EvalSet,

@@ -18,19 +18,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
-from tokenmill.corpus.errors import ConfigError, InputError
-from tokenmill.corpus.step import Version, find_cached, params_json
-from tokenmill.corpus.store import FileEntry, Store, folder_of, version_id
-from tokenmill.tokenize.pack import tokenizer_info
+from tokenmill.corpus.store.errors import ConfigError, InputError
+from tokenmill.corpus.store.step import Version, find_cached, params_json
+from tokenmill.corpus.store.versions import FileEntry, Store, folder_of, version_id
+from tokenmill.tokenize.model import tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
-from tokenmill.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tokenmill.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from tokenmill.train.data import Position, TokenWindows, pack_shards, val_windows
-from tokenmill.train.device import Runtime, all_reduce_mean, barrier, cpu_threads, setup_runtime
+from tokenmill.train.device import (
+    Runtime,
+    all_reduce_mean,
+    barrier,
+    cpu_threads,
+    setup_runtime,
+)
 from tokenmill.train.eval import val_loss
-from tokenmill.train.eval_step import WEIGHTS, load_eval_set, run_model, score_model, tokenizer_model
+from tokenmill.train.eval_step import WEIGHTS, load_eval_set, run_model, score_model
 from tokenmill.train.metrics import file_sha256, write_metrics
-from tokenmill.train.model import GPT, ModelConfig, count_params, flops_per_token, model_config
+from tokenmill.train.model import (
+    GPT,
+    ModelConfig,
+    count_params,
+    flops_per_token,
+    model_config,
+)
 from tokenmill.train.optim import lr_at, make_optimizer
 from tokenmill.train.params import DEFAULT_STEPS, TrainParams
 from tokenmill.train.progress import StepBar
@@ -170,7 +186,7 @@ def check_init_from(store: Store, init_from: str, tokenizer_version: str) -> Non
     other = store.manifest(init_from)
     if other.step != STEP:
         raise ConfigError(f"train.init_from: '{init_from}' is a {other.step} version, not a training run")
-    theirs, ours = tokenizer_info(store, other.inputs[1])[1], tokenizer_info(store, tokenizer_version)[1]
+    theirs, ours = tokenizer_info(store, other.inputs[1]).model_sha256, tokenizer_info(store, tokenizer_version).model_sha256
     if theirs != ours:
         raise ConfigError(f"train.init_from: run '{init_from}' used tokenizer {other.inputs[1]}, this run uses "
                           f"{tokenizer_version}; their vocabularies differ, so its weights cannot be reused")
@@ -203,7 +219,7 @@ def _run_train(store: Store, params: TrainParams, force: bool, input_version: st
     pack = store.manifest(input_version)
     if pack.step != "pack":
         raise InputError(f"train: '{input_version}' is a {pack.step} version, not a pack")
-    if pack.stats.get("tokenizer_sha256") != tokenizer_info(store, tokenizer_version)[1]:
+    if pack.stats.get("tokenizer_sha256") != tokenizer_info(store, tokenizer_version).model_sha256:
         raise ConfigError(f"train: pack {input_version} was not encoded with tokenizer {tokenizer_version}")
     if params.init_from:
         check_init_from(store, params.init_from, tokenizer_version)

@@ -7,8 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from tokenmill.corpus.store import FileEntry, Store
+from tokenmill.corpus.store.versions import FileEntry, Store
 
 METRICS = "metrics.parquet"
 METRIC_SCHEMA = pa.schema([("step", pa.int64()), ("tokens", pa.int64()), ("loss", pa.float64()),

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tokenmill.corpus.errors import InputError
-from tokenmill.corpus.store import Manifest, Store, canonical_json
+from tokenmill.corpus.store.errors import InputError
+from tokenmill.corpus.store.versions import Manifest, Store, canonical_json
 
 RUN_STEP = "train"
 # The headline figures shown per run, in this order.

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tokenmill.corpus.load import LoadParams, run_load
-from tokenmill.corpus.store import Store
+from tokenmill.corpus.ingest.load import LoadParams, run_load
+from tokenmill.corpus.store.versions import Store
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-c", "from tokenmill.flows.cli import main; main()"]
@@ -129,7 +128,7 @@ def external_cluster(tmp_path):
 
 
 def test_external_cluster_gives_the_same_version_as_the_local_cluster(tmp_path, client, external_cluster):
-    from tokenmill.corpus.runtime import DaskSettings, dask_client
+    from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
     data = big_jsonl(tmp_path / "in.jsonl", 3_000)
     params = LoadParams(paths=[str(data)], chunk_mb=0.2)

@@ -10,7 +10,6 @@ pytestmark = pytest.mark.slow
 
 def test_changed_setting_reruns_its_step_and_descendants_only(prefect_harness, tmp_path, write_jsonl):
     from prefect.client.orchestration import get_client
-
     from tokenmill.flows.pipeline import pipeline
 
     texts = [f"Document {i} talks about tokenizers, shards and {i % 7} models. " * 8 for i in range(200)]

@@ -6,10 +6,17 @@ import math
 
 import pytest
 import torch
-
 from tokenmill.train.device import Runtime
-from tokenmill.train.eval import (TextScorer, bits_per_byte, chunks, cloze_items, cloze_scores, take_texts,
-                                  text_set_bpb, texts_sha256)
+from tokenmill.train.eval import (
+    TextScorer,
+    bits_per_byte,
+    chunks,
+    cloze_items,
+    cloze_scores,
+    take_texts,
+    text_set_bpb,
+    texts_sha256,
+)
 from tokenmill.train.model import model_config
 
 CPU = Runtime(torch.device("cpu"))

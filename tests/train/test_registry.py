@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from tokenmill.corpus.dedup import DedupParams, run_dedup
-from tokenmill.corpus.errors import InputError
+from tokenmill.corpus.dedup.step import DedupParams, run_dedup
+from tokenmill.corpus.store.errors import InputError
 from tokenmill.tokenize.pack import PackParams, run_pack
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
 from tokenmill.train.loop import run_train

@@ -1,0 +1,270 @@
+"""The crawl step's fetcher: polite, bounded HTTP with httpx on asyncio.
+
+Per host: robots.txt read once, a concurrency cap and a minimum gap between request starts
+(the larger of `delay_s` and robots' Crawl-delay). Every hop of a redirect is checked against
+the same scope, address and robots rules as a link, and bodies are streamed and cut at
+`max_page_bytes` (after decompression, so a gzip bomb is bounded too). The content type is
+checked from the headers before any body byte is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import httpx
+from tokenmill.corpus.crawl.page import media_type
+from tokenmill.corpus.crawl.params import CrawlParams
+from tokenmill.corpus.crawl.robots import Robots, parse_robots
+from tokenmill.corpus.crawl.urls import Scope, host_of, normalize_url, private_addresses
+
+REDIRECTS = {301, 302, 303, 307, 308}
+REASON_ROBOTS = "crawl:robots"
+REASON_PRIVATE = "crawl:private_address"
+REASON_SCOPE = "crawl:out_of_scope"
+REASON_TIMEOUT = "crawl:timeout"
+REASON_CONNECT = "crawl:connect_error"
+REASON_TYPE = "crawl:content_type"
+REASON_TOO_LARGE = "crawl:too_large"
+REASON_LOOP = "crawl:redirect_loop"
+REASON_REDIRECTS = "crawl:redirect_limit"
+REASON_DNS = "crawl:dns_error"
+
+
+def status_reason(status: int) -> str:
+    return f"crawl:status_{status}"
+
+
+def retryable(status: int | None, reason: str | None) -> bool:
+    """429, 5xx and timeouts may pass on a later try; anything else will not."""
+    if reason in (REASON_TIMEOUT, REASON_CONNECT):
+        return True
+    return status is not None and (status == 429 or status >= 500)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """A Retry-After header (delay-seconds or HTTP-date) as seconds from `now`."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+def retry_delay(attempt: int, retry_after: float | None, base_s: float, max_s: float, rng: random.Random) -> float:
+    """Seconds before retry `attempt` (0-based): the server's Retry-After if it gave one, else
+    exponential backoff with equal jitter, so retries of many pages do not arrive together."""
+    if retry_after is not None:
+        return retry_after
+    ceiling = min(max_s, base_s * 2**attempt)
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+@dataclass
+class Fetched:
+    """The outcome of one URL: a body to extract (reason None) or why it was refused."""
+
+    url: str
+    final_url: str
+    status: int | None
+    reason: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    requests: int = 0
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+@dataclass
+class _Response:
+    status: int | None
+    headers: dict[str, str]
+    body: bytes
+    reason: str | None
+
+
+class HostGate:
+    """Per-host politeness: at most `concurrency` requests at once, starts `delay_s` apart."""
+
+    def __init__(self, concurrency: int, delay_s: float):
+        self.slots = asyncio.Semaphore(concurrency)
+        self.order = asyncio.Lock()
+        self.delay_s = delay_s
+        self.next_start = 0.0
+
+    @asynccontextmanager
+    async def slot(self, shared: asyncio.Semaphore) -> AsyncIterator[None]:
+        async with self.slots:
+            async with self.order:
+                wait = self.next_start - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                await shared.acquire()
+                self.next_start = time.monotonic() + self.delay_s
+            try:
+                yield
+            finally:
+                shared.release()
+
+
+RobotsRecorder = Callable[[str, int | None, bytes], None]
+
+
+class Fetcher:
+    """Fetches URLs under the crawl's rules; one instance per crawl, used inside `async with`."""
+
+    def __init__(self, params: CrawlParams, scope: Scope, robots_seen: dict[str, tuple[int | None, bytes]],
+                 on_robots: RobotsRecorder, rng: random.Random):
+        self.params, self.scope, self.rng, self.on_robots = params, scope, rng, on_robots
+        self.robots_seen = robots_seen
+        self.robots: dict[str, Robots] = {}
+        self.addresses: dict[str, str | None] = {}
+        self.gates: dict[str, HostGate] = {}
+        self.host_locks: dict[str, asyncio.Lock] = {}
+        self.shared = asyncio.Semaphore(params.concurrency)
+        self.requests: dict[str, int] = {}
+        self.retries = 0
+        self.busy_s = 0.0
+        timeout = httpx.Timeout(params.read_timeout_s, connect=params.connect_timeout_s)
+        limits = httpx.Limits(max_connections=params.concurrency, max_keepalive_connections=params.concurrency)
+        # trust_env=False: no proxy from the environment, so requests go only where the rules allow.
+        self.client = httpx.AsyncClient(
+            timeout=timeout, limits=limits, follow_redirects=False, trust_env=False,
+            headers={"User-Agent": params.user_agent},
+        )
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.aclose()
+
+    async def fetch(self, url: str) -> Fetched:
+        """Follow `url` through at most `max_redirects` redirects, each hop checked like a link."""
+        chain, current, requests = [url], url, 0
+        for _ in range(self.params.max_redirects + 1):
+            refusal = await self.refusal(current)
+            if refusal:
+                return Fetched(url, current, None, refusal, requests=requests)
+            response, tries = await self._request(current)
+            requests += tries
+            location = response.headers.get("location")
+            if response.status in REDIRECTS and location:
+                target = normalize_url(location, self.params.strip_query_params, base=current)
+                if target is None:
+                    return Fetched(url, current, response.status, REASON_SCOPE, response.headers, requests=requests)
+                if target in chain:
+                    return Fetched(url, target, response.status, REASON_LOOP, response.headers, requests=requests)
+                chain.append(target)
+                current = target
+                continue
+            return Fetched(url, current, response.status, response.reason, response.headers, response.body, requests)
+        return Fetched(url, current, None, REASON_REDIRECTS, requests=requests)
+
+    async def _timed(self, url: str, robots: bool) -> _Response:
+        """One request; its seconds in flight (not queueing for politeness) add to `busy_s`."""
+        start = time.perf_counter()
+        response = await self._once(url, robots)
+        self.busy_s += time.perf_counter() - start
+        return response
+
+    async def refusal(self, url: str) -> str | None:
+        """Why `url` may not be fetched: out of scope, a private address, or robots.txt."""
+        if not self.scope.allows(url):
+            return REASON_SCOPE
+        host = host_of(url)
+        async with self.host_locks.setdefault(host, asyncio.Lock()):
+            if host not in self.addresses:
+                self.addresses[host] = await self._address_refusal(url)
+            if self.addresses[host]:
+                return self.addresses[host]
+            if host not in self.robots:
+                self.robots[host] = await self._robots(url)
+                gate = self.gate(host)
+                gate.delay_s = max(gate.delay_s, self.robots[host].crawl_delay())
+        return None if self.robots[host].allows(url) else REASON_ROBOTS
+
+    def gate(self, host: str) -> HostGate:
+        if host not in self.gates:
+            self.gates[host] = HostGate(self.params.per_host_concurrency, self.params.delay_s)
+        return self.gates[host]
+
+    async def _address_refusal(self, url: str) -> str | None:
+        if self.params.allow_private:
+            return None
+        import socket
+
+        hostname = (httpx.URL(url).host or "").strip("[]")
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP)
+        except OSError:
+            return REASON_DNS
+        return REASON_PRIVATE if private_addresses(info[4][0] for info in infos) else None
+
+    async def _robots(self, url: str) -> Robots:
+        host = host_of(url)
+        if host not in self.robots_seen:
+            robots_url = f"{httpx.URL(url).scheme}://{host}/robots.txt"
+            response, _ = await self._request(robots_url, robots=True)
+            self.robots_seen[host] = (response.status, response.body)
+            self.on_robots(host, response.status, response.body)
+        status, body = self.robots_seen[host]
+        return parse_robots(status, body, self.params.user_agent)
+
+    async def _request(self, url: str, robots: bool = False) -> tuple[_Response, int]:
+        """One URL with retries on 429, 5xx and timeouts; (last response, requests made)."""
+        host = host_of(url)
+        tries = 0
+        while True:
+            async with self.gate(host).slot(self.shared):
+                self.requests[host] = self.requests.get(host, 0) + 1
+                response = await self._timed(url, robots)
+            tries += 1
+            if tries > self.params.max_retries or not retryable(response.status, response.reason):
+                return response, tries
+            wait = retry_delay(
+                tries - 1, retry_after_seconds(response.headers.get("retry-after"), time.time()),
+                self.params.backoff_base_s, self.params.backoff_max_s, self.rng,
+            )
+            if wait > self.params.max_retry_after_s:
+                return response, tries
+            self.retries += 1
+            await asyncio.sleep(wait)
+
+    async def _once(self, url: str, robots: bool) -> _Response:
+        try:
+            async with self.client.stream("GET", url) as response:
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                status = response.status_code
+                if status in REDIRECTS or not 200 <= status < 300:
+                    reason = None if status in REDIRECTS else status_reason(status)
+                    return _Response(status, headers, b"", reason)
+                if not robots and media_type(headers.get("content-type")) not in self.params.content_types:
+                    return _Response(status, headers, b"", REASON_TYPE)
+                return await self._read_body(response, status, headers)
+        except httpx.TimeoutException:
+            return _Response(None, {}, b"", REASON_TIMEOUT)
+        except httpx.TransportError:
+            return _Response(None, {}, b"", REASON_CONNECT)
+
+    async def _read_body(self, response: httpx.Response, status: int, headers: dict[str, str]) -> _Response:
+        """Stream the body, stopping at the first byte past `max_page_bytes`."""
+        limit = self.params.max_page_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return _Response(status, headers, b"", REASON_TOO_LARGE)
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body.extend(chunk)
+            if len(body) > limit:
+                return _Response(status, headers, b"", REASON_TOO_LARGE)
+        return _Response(status, headers, bytes(body), None)

@@ -1,0 +1,73 @@
+"""A fetched page to text and links, on a Dask worker so the crawler's event loop only fetches.
+
+Text comes from `extract.html_to_text`, the function the load step uses, so a crawled page and
+the same page loaded from a file give the same doc.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from tokenmill.corpus.ingest.extract import html_to_text
+
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+SNIFF_BYTES = 4096
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def header_charset(content_type: str | None) -> str | None:
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip("\"'")
+    return None
+
+
+def _known(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        return None
+
+
+def page_charset(body: bytes, content_type: str | None) -> str:
+    """The header's charset, else a `<meta charset>` in the first 4 KB, else a detector's guess."""
+    charset = _known(header_charset(content_type))
+    if charset is None and media_type(content_type) == "text/html":
+        match = META_CHARSET.search(body[:SNIFF_BYTES])
+        charset = _known(match.group(1).decode("ascii")) if match else None
+    if charset is None:
+        from resiliparse.parse.encoding import detect_encoding
+
+        charset = _known(detect_encoding(body)) or "utf-8"
+    return charset
+
+
+def page_links(html: str, base_url: str) -> list[str]:
+    """Raw href values of `<a>` elements, resolved against `<base href>` or the page URL."""
+    from urllib.parse import urljoin
+
+    from resiliparse.parse.html import HTMLTree
+
+    tree = HTMLTree.parse(html)
+    base = tree.document.query_selector("base[href]")
+    if base is not None:
+        base_url = urljoin(base_url, base.getattr("href") or "")
+    links = [urljoin(base_url, a.getattr("href") or "") for a in tree.document.query_selector_all("a[href]")]
+    # Dask's profiler may hold this frame after return; a tree freed from its thread logs an error.
+    del tree, base
+    return links
+
+
+def extract_page(body: bytes, content_type: str | None, url: str) -> tuple[str, list[str]]:
+    """(main text, absolute links) of one response body."""
+    text = body.decode(page_charset(body, content_type), errors="replace")
+    if media_type(content_type) != "text/html":
+        return text.strip(), []
+    return html_to_text(text).strip(), page_links(text, url)

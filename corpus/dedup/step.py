@@ -1,0 +1,336 @@
+"""The dedup step: exact then MinHash near-duplicates, on Dask, one deterministic survivor per cluster.
+
+The outline (DESIGN §4):
+1. sign: each input part becomes `signatures/part-NNNNN.pq` (exact key, datasketch-compatible
+   MinHash signature, rank attributes) in one Dask task, streaming in batches;
+2. cluster: exact groups, band buckets, star edges, connected components and survivors, all
+   by Dask shuffles (`clusters.py`), written as `clusters/part=N/*.pq`: one row per doc in a
+   cluster of two or more;
+3. write: each input part is joined with its own slice of that table and written as kept and
+   rejected rows (`reason` dedup:exact / dedup:minhash, `duplicate_of` the survivor's id).
+The signatures and clusters stay with the version, so `against` reuses them without
+recomputing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from functools import partial
+from typing import Any, Literal
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tokenmill.corpus.dedup.clusters import (
+    ClusterSettings,
+    assign_clusters,
+    cluster_report,
+    with_nodes,
+)
+from tokenmill.corpus.dedup import minhash
+from tokenmill.corpus.store.errors import ConfigError
+from tokenmill.corpus.store.parts import Batch, PartWriter, run_parts
+from tokenmill.corpus.store.schema import DOC_FIELDS, rejected_schema
+from tokenmill.corpus.store.step import (
+    Version,
+    find_cached,
+    input_parts,
+    params_json,
+    read_batches,
+)
+from tokenmill.corpus.store.versions import FileEntry, Store, version_id
+
+STEP = "dedup"
+CODE_VERSION = "dedup-v2"
+SIGNATURES = "signatures"
+CLUSTERS = "clusters"
+FIRST_LINE_CHARS = 120
+# Settings that change a signature: `against` versions must have been signed with the same.
+SIGNATURE_SETTINGS = ("ngram", "normalize_digits", "num_perm", "seed", "scheme", "exact_strip_punctuation")
+
+KEPT_SCHEMA = pa.schema(
+    [*DOC_FIELDS, pa.field("dup_cluster", pa.string()), pa.field("dup_cluster_size", pa.int64())]
+)
+SIGNATURE_SCHEMA = pa.schema(
+    [
+        pa.field("part", pa.int64()),
+        pa.field("row", pa.int64()),
+        pa.field("id", pa.string()),
+        pa.field("key", pa.int64()),
+        pa.field("length", pa.int64()),
+        pa.field("fetched_at", pa.timestamp("us", tz="UTC")),
+        pa.field("first_line", pa.string()),
+        pa.field("shingles", pa.int64()),
+        pa.field("sig", pa.binary()),
+    ]
+)
+
+
+class DedupParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    exact: bool = Field(default=True, description="drop exact duplicates (same normalized text) first")
+    exact_strip_punctuation: bool = Field(
+        default=False, description="exact dedup ignores punctuation as well as case and whitespace"
+    )
+    minhash: bool = Field(default=True, description="drop MinHash near-duplicates")
+    ngram: int = Field(default=5, ge=1, le=64, description="words per shingle")
+    normalize_digits: bool = Field(default=False, description="map every digit to 0 before shingling")
+    num_perm: int = Field(default=128, ge=2, le=1024, description="MinHash permutations per signature")
+    seed: int = Field(default=1, ge=0, description="datasketch MinHash seed: the permutations")
+    scheme: Literal["affine32", "affine64", "legacy"] = Field(
+        default="affine32", description="datasketch permutation scheme (affine32 is datasketch 2's default)"
+    )
+    threshold: float = Field(default=0.8, gt=0, lt=1, description="Jaccard similarity above which docs are duplicates")
+    bands: int | None = Field(default=None, ge=1, description="LSH bands; derived from threshold when unset")
+    rows: int | None = Field(default=None, ge=1, description="signature rows per band; derived with bands")
+    false_positive_weight: float = Field(default=0.5, ge=0, le=1, description="weight of false positives in bands x rows")
+    false_negative_weight: float = Field(default=0.5, ge=0, le=1, description="weight of false negatives in bands x rows")
+    verify: bool = Field(
+        default=True, description="drop candidate pairs whose signature-estimated Jaccard is below threshold"
+    )
+    keep: Literal["min_id", "longest", "first_seen"] = Field(
+        default="min_id", description="which doc of a cluster survives: smallest id, longest text, earliest fetched_at"
+    )
+    against: list[str] = Field(
+        default_factory=list, description="earlier dedup versions to deduplicate against; their docs always win"
+    )
+    max_union_find_edges: int = Field(
+        default=5_000_000, ge=0, description="edges up to which components run by union-find in one task"
+    )
+    shuffle_partitions: int | None = Field(
+        default=None, ge=1, description="partitions of each shuffle (default: one per 100k docs, at most one per part)"
+    )
+
+    @model_validator(mode="after")
+    def _resolve_bands(self) -> DedupParams:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("dedup.bands and dedup.rows are set together or not at all")
+        if self.bands is None:
+            self.bands, self.rows = minhash.optimal_bands(
+                self.threshold, self.num_perm, self.false_positive_weight, self.false_negative_weight
+            )
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(f"dedup.bands x dedup.rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
+        return self
+
+
+def first_line(text: str) -> str:
+    stripped = text.strip()
+    return stripped.split("\n", 1)[0][:FIRST_LINE_CHARS] if stripped else ""
+
+
+def signature_table(table: pa.Table, part: int, first_row: int, params: DedupParams) -> pa.Table:
+    """Signature rows of one batch of docs: keys, signatures and the attributes `keep` ranks by."""
+    texts = [t or "" for t in table["text"].to_pylist()]
+    exact_texts = minhash.doc_bytes(*minhash.normalized_batch(texts, params.exact_strip_punctuation, False))
+    keys = [minhash.text_key(t) for t in exact_texts]
+    buffer, ends = minhash.normalized_batch(texts, True, params.normalize_digits)
+    starts, stops, counts = minhash.shingle_spans(buffer, ends, params.ngram)
+    hashes = minhash.hash_spans(buffer, starts, stops, minhash.width_of(params.scheme))
+    sigs = minhash.signatures(hashes, counts, params.num_perm, params.seed, params.scheme)
+    return pa.table(
+        {
+            "part": pa.array(np.full(len(texts), part, dtype=np.int64)),
+            "row": pa.array(np.arange(first_row, first_row + len(texts), dtype=np.int64)),
+            "id": table["id"],
+            "key": pa.array(keys, pa.int64()),
+            "length": pa.array([len(t.encode("utf-8", "surrogatepass")) for t in texts], pa.int64()),
+            "fetched_at": table["fetched_at"],
+            "first_line": pa.array([first_line(t) for t in texts], pa.string()),
+            "shingles": pa.array(counts),
+            "sig": pa.array([sigs[i].tobytes() for i in range(len(texts))], pa.binary()),
+        },
+        schema=SIGNATURE_SCHEMA,
+    )
+
+
+def sign_part(index: int, url: str, out_url: str, params: DedupParams) -> tuple[FileEntry, dict[str, int]]:
+    """Stream one input part into its signature file; returns the file entry and counts."""
+    name = f"{SIGNATURES}/part-{index:05d}.pq"
+    writer = PartWriter(f"{out_url}/{name}", name, SIGNATURE_SCHEMA)
+    rows = shingles = 0
+    for batch in read_batches(url, columns=["id", "text", "fetched_at"]):
+        table = signature_table(batch, index, rows, params)
+        writer.write(table)
+        rows += table.num_rows
+        shingles += int(pc.sum(table["shingles"]).as_py() or 0)
+    return writer.close(keep_empty=True), {"signed_docs": rows, "shingles": shingles}
+
+
+def check_against(store: Store, params: DedupParams) -> None:
+    """Each `against` version must be a dedup version signed with the same settings."""
+    for vid in params.against:
+        manifest = store.manifest(vid)
+        if manifest.step != STEP:
+            raise ConfigError(f"dedup.against: '{vid}' is a {manifest.step} version, not a dedup version")
+        differing = [k for k in SIGNATURE_SETTINGS if manifest.params.get(k) != getattr(params, k)]
+        if differing:
+            raise ConfigError(f"dedup.against: '{vid}' was signed with other {', '.join(differing)}")
+
+
+def version_folder_files(store: Store, vid: str, folder: str) -> list[str]:
+    base = store.version_dir(vid)
+    return [store.uri(f"{base}/{f.path}") for f in store.manifest(vid).files if f.path.startswith(f"{folder}/")]
+
+
+def signature_frame(files: list[str], src: int):
+    import dask.dataframe as dd
+
+    frame = dd.read_parquet(files, split_row_groups=False)
+    return frame.map_partitions(with_nodes, src, meta=with_nodes(frame._meta, src))
+
+
+def against_frame(store: Store, vid: str, src: int):
+    """Signature rows of an earlier version's kept docs (its rejected ones are anti-joined away)."""
+    import dask.dataframe as dd
+
+    frame = signature_frame(version_folder_files(store, vid, SIGNATURES), src)
+    cluster_files = version_folder_files(store, vid, CLUSTERS)
+    if not cluster_files:
+        return frame
+    dropped = dd.read_parquet(cluster_files, columns=["part", "row", "reason"])
+    dropped = dropped[dropped["reason"].notna()][["part", "row"]].assign(dropped=True)
+    joined = frame.merge(dropped.astype({"part": "int64", "row": "int64"}), on=["part", "row"], how="left")
+    return joined[joined["dropped"].isna()].drop(columns="dropped")
+
+
+CLUSTER_COLUMNS = ["part", "row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size"]
+# Signature rows per shuffle partition by default: ~60 MB of rows, and few enough tasks that a
+# small corpus does not pay the shuffles' per-partition costs many times over.
+DOCS_PER_SHUFFLE_PARTITION = 100_000
+
+
+def write_cluster_chunk(frame: pd.DataFrame, url: str, chunk: int) -> None:
+    """One mapping partition's rows of this version's docs, as `part=P/chunk-K.pq` per input part."""
+    frame = frame[frame["src"] == 0][CLUSTER_COLUMNS]
+    for part, rows in frame.groupby("part", sort=True):
+        with fsspec.open(f"{url}/part={part}/chunk-{chunk:05d}.pq", "wb", auto_mkdir=True) as f:
+            pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), f)
+
+
+def write_clusters(mapping: Any, url: str) -> None:
+    """The mapping by input part, written straight from its partitions (Dask's `to_parquet` with
+    `partition_on` measured seconds of fixed cost for a table this small)."""
+    import dask
+
+    dask.compute(*[dask.delayed(write_cluster_chunk)(d, url, k) for k, d in enumerate(mapping.to_delayed())])
+
+
+def folder_entries(store: Store, path: str, folder: str) -> list[FileEntry]:
+    """File entries (rows, bytes, sha256) of the Parquet files Dask wrote under `folder`."""
+    entries = []
+    for full in sorted(store.fs.find(f"{path}/{folder}")):
+        if not full.endswith(".pq"):
+            store.fs.rm(full)
+            continue
+        with store.fs.open(full, "rb") as f:
+            data = f.read()
+        rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
+        rel = full[len(path) + 1 :]
+        entries.append(FileEntry(path=rel, rows=rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()))
+    return entries
+
+
+def part_clusters(clusters_url: str, index: int) -> pd.DataFrame:
+    """This part's slice of the cluster table, indexed by row (empty when none of its docs clusters)."""
+    fs, path = fsspec.core.url_to_fs(f"{clusters_url}/part={index}")
+    if not fs.exists(path):
+        return pd.DataFrame(columns=["reason", "duplicate_of", "dup_cluster", "dup_cluster_size"])
+    table = pq.read_table(path, filesystem=fs, columns=["row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size"])
+    return table.to_pandas().set_index("row")
+
+
+def write_part_docs(task: tuple[int, str], clusters_url: str) -> Iterator[Batch]:
+    """The partition function of the write phase: one input part joined with its cluster rows."""
+    index, url = task
+    mapping = part_clusters(clusters_url, index)
+    first = 0
+    for table in read_batches(url):
+        rows = mapping.reindex(np.arange(first, first + table.num_rows))
+        first += table.num_rows
+        ids = np.asarray(table["id"].to_pylist(), dtype=object)
+        cluster = rows["dup_cluster"].to_numpy(dtype=object, na_value=None)
+        cluster = np.where(pd.isna(cluster), ids, cluster)
+        size = rows["dup_cluster_size"].fillna(1).to_numpy(np.int64)
+        table = table.append_column("dup_cluster", pa.array(cluster, pa.string()))
+        table = table.append_column("dup_cluster_size", pa.array(size, pa.int64()))
+        reason = rows["reason"].to_numpy(dtype=object, na_value=None)
+        dropped = ~pd.isna(reason)
+        rejected = table.filter(pa.array(dropped))
+        rejected = rejected.append_column("reason", pa.array(reason[dropped], pa.string()))
+        duplicate_of = rows["duplicate_of"].to_numpy(dtype=object, na_value=None)[dropped]
+        rejected = rejected.append_column("duplicate_of", pa.array(duplicate_of, pa.string()))
+        yield Batch(kept=table.filter(pa.array(~dropped)), rejected=rejected)
+
+
+def cluster_settings(params: DedupParams, npartitions: int) -> ClusterSettings:
+    return ClusterSettings(
+        exact=params.exact,
+        minhash=params.minhash,
+        bands=params.bands,
+        rows=params.rows,
+        verify_threshold=params.threshold if params.verify else None,
+        keep=params.keep,
+        max_union_find_edges=params.max_union_find_edges,
+        npartitions=params.shuffle_partitions or npartitions,
+        sig_dtype="uint64" if params.scheme in ("affine64", "legacy") else "uint32",
+    )
+
+
+def run_dedup(store: Store, params: DedupParams, client: Any, *, force: bool = False, input_version: str) -> Version:
+    """Commit the deduplicated version of `input_version` (or find it cached)."""
+    import dask.dataframe as dd
+
+    check_against(store, params)
+    inputs = [input_version, *params.against]
+    settings = params_json(params)
+    vid = version_id(STEP, settings, inputs, CODE_VERSION)
+    cached = find_cached(store, vid, force)
+    if cached:
+        return cached
+    parts = input_parts(store, input_version)
+    attempt = store.begin(STEP, vid)
+    futures = [client.submit(sign_part, i, url, attempt.uri, params, pure=False) for i, url in enumerate(parts)]
+    signed = client.gather(futures)
+    sig_files = [entry for entry, _ in signed]
+    frames = [signature_frame([f"{attempt.uri}/{e.path}" for e in sig_files], 0)]
+    frames += [against_frame(store, v, src) for src, v in enumerate(params.against, start=1)]
+    docs = dd.concat(frames) if len(frames) > 1 else frames[0]
+    signed_docs = sum(c["signed_docs"] for _, c in signed)
+    default_partitions = min(docs.npartitions, -(-signed_docs // DOCS_PER_SHUFFLE_PARTITION))
+    mapping, counts = assign_clusters(docs, cluster_settings(params, max(default_partitions, 1)))
+    clusters_url = f"{attempt.uri}/{CLUSTERS}"
+    write_clusters(mapping, clusters_url)
+    report = cluster_report(mapping)
+    files, stats = run_parts(
+        client,
+        list(enumerate(parts)),
+        partial(write_part_docs, clusters_url=clusters_url),
+        attempt.uri,
+        KEPT_SCHEMA,
+        rejected_schema(KEPT_SCHEMA),
+        f"{STEP} {vid}",
+    )
+    files += sig_files + folder_entries(store, attempt.path, CLUSTERS)
+    extra = {
+        "exact_removed": stats.rejected.get("dedup:exact", {}).get("docs", 0),
+        "near_removed": stats.rejected.get("dedup:minhash", {}).get("docs", 0),
+        "bands": params.bands,
+        "rows": params.rows,
+        "threshold": params.threshold,
+        "s_curve_at_threshold": round(minhash.s_curve(params.threshold, params.bands, params.rows), 6),
+        "signed_docs": signed_docs,
+        "shingles": sum(c["shingles"] for _, c in signed),
+        **counts,
+        **report,
+    }
+    files.append(attempt.write_json("stats.json", {**stats.to_json(), **extra}))
+    headline = {**stats.headline(), "exact_removed": extra["exact_removed"], "near_removed": extra["near_removed"]}
+    manifest = attempt.commit(settings, inputs, CODE_VERSION, files, headline, force=force)
+    return Version(manifest, cached=False)

@@ -1,0 +1,329 @@
+"""The crawl step against a real HTTP server on 127.0.0.1 serving a generated site."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tokenmill.corpus.crawl.step import CrawlParams, check_crawl, run_crawl
+from tokenmill.corpus.store.errors import ConfigError
+
+DELAY_S = 0.2
+# The server sees a request some milliseconds after the crawler sent it, more on a loaded 2-core
+# machine; gaps are checked against the delay less this slack.
+ARRIVAL_JITTER_S = 0.08
+PARAGRAPH = "This page has a paragraph of real words about crawling the web politely and within limits. " * 3
+
+
+def page(title: str, links: list[str], body: str = PARAGRAPH) -> str:
+    anchors = "".join(f'<li><a href="{href}">{href}</a></li>' for href in links)
+    return f"<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{body}</p><ul>{anchors}</ul></body></html>"
+
+
+INDEX_LINKS = [
+    "/a.html", "/a.html?utm_source=feed", "/private/secret.html", "/redirect-ok", "/redirect-private",
+    "/loop1", "/missing", "/error", "/busy", "/slow", "/big", "/doc.pdf", "/latin1.html", "/cp1251.html",
+    "/empty.html", "/text.txt", "/farm/0.html", "http://example.com/elsewhere", "mailto:someone@example.com",
+]
+
+
+class Site:
+    """The generated site; the server process appends each request (monotonic time, path) to `log_path`."""
+
+    def __init__(self, log_path: Path, hang_path: str | None = None):
+        self.log_path, self.hang_path = log_path, hang_path
+        self.release_path = log_path.with_suffix(".release")
+        self.hits: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def log(self) -> list[tuple[float, str]]:
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text().splitlines()
+        return [(float(t), path) for t, path in (line.split(" ", 1) for line in lines)]
+
+    def route(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        html = {"Content-Type": "text/html; charset=utf-8"}
+        hits = self.hits.get(path, 0)
+        if path == "/robots.txt":
+            return 200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n"
+        if path == "/":
+            return 200, html, page("Index", INDEX_LINKS).encode()
+        if path == "/a.html":
+            return 200, html, page("Page A", ["/", "/a.html#section"]).encode()
+        if path == "/a2.html":
+            return 200, html, page("Page A2", []).encode()
+        if path == "/redirect-ok":
+            return 302, {"Location": "/a2.html"}, b""
+        if path == "/redirect-private":
+            return 301, {"Location": "/private/inner.html"}, b""
+        if path == "/loop1":
+            return 302, {"Location": "/loop2"}, b""
+        if path == "/loop2":
+            return 302, {"Location": "/loop1"}, b""
+        if path == "/error":
+            return 500, html, b"boom"
+        if path == "/busy":
+            if hits <= 1:
+                return 429, {"Retry-After": "1"}, b""
+            return 200, html, page("Busy", []).encode()
+        if path == "/doc.pdf":
+            return 200, {"Content-Type": "application/pdf"}, b"%PDF-1.4 " + b"x" * 1000
+        if path == "/latin1.html":
+            text = '<html><head><meta charset="iso-8859-1"></head><body><p>Café crème brûlée, a dessert. ' + PARAGRAPH
+            return 200, {"Content-Type": "text/html"}, (text + "</p></body></html>").encode("latin-1")
+        if path == "/cp1251.html":
+            body = page("Страница", [], "Привет, мир. Это страница в кодировке windows-1251. " * 3)
+            body = body.replace("<head>", '<head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251">')
+            return 200, {"Content-Type": "text/html"}, body.encode("cp1251")
+        if path == "/empty.html":
+            return 200, html, b"<html><body><script>var x = 1;</script></body></html>"
+        if path == "/text.txt":
+            return 200, {"Content-Type": "text/plain; charset=utf-8"}, b"Plain text document.\n"
+        if path.startswith("/farm/"):
+            n = int(path.split("/")[-1].split(".")[0])
+            return 200, html, page(f"Farm {n}", [f"/farm/{n + 1}.html"]).encode()
+        return 404, html, b"not found"
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path
+                with site.lock:
+                    with open(site.log_path, "a") as log:
+                        log.write(f"{time.monotonic()} {path}\n")
+                    hits = site.hits.get(path, 0)
+                    site.hits[path] = hits + 1
+                if path == site.hang_path and hits == 0:
+                    deadline = time.monotonic() + 60
+                    while not site.release_path.exists() and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                    return
+                if path == "/slow":
+                    time.sleep(1.0)
+                if path == "/big":
+                    self._big()
+                    return
+                status, headers, body = site.route(path)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _big(self) -> None:
+                """20 MB with no Content-Length, so only reading can find it too large."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                try:
+                    for _ in range(20):
+                        self.wfile.write(b"<p>" + b"x" * (2**20 - 7) + b"</p>")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        return Handler
+
+
+class Servers:
+    """Test servers on 127.0.0.1, each in its own process, so the crawler's work in the test
+    process cannot delay when a request is logged."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.running: list[subprocess.Popen] = []
+        self.started = 0
+
+    def start(self, hang_path: str | None = None, port: int = 0) -> tuple[str, Site]:
+        self.started += 1
+        site = Site(self.folder / f"requests-{self.started}.log", hang_path)
+        args = [sys.executable, __file__, str(port), str(site.log_path), hang_path or ""]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        self.running.append(proc)
+        return f"http://127.0.0.1:{proc.stdout.readline().strip()}", site
+
+    def stop_all(self) -> None:
+        for proc in self.running:
+            proc.kill()
+            proc.wait()
+        self.running.clear()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    running = Servers(tmp_path)
+    yield running
+    running.stop_all()
+
+
+def serve_forever(port: int, log_path: Path, hang_path: str | None) -> None:
+    """The server process: print the bound port, then serve until killed."""
+    site = Site(log_path, hang_path)
+    server = ThreadingHTTPServer(("127.0.0.1", port), site.handler())
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def crawl_params(base: str, **overrides: Any) -> CrawlParams:
+    settings = dict(
+        seeds=[base + "/"], allow_private=True, delay_s=DELAY_S, max_depth=3, max_page_bytes=1_000_000,
+        read_timeout_s=0.5, connect_timeout_s=1.0, max_retries=1, backoff_base_s=0.05, extract_timeout_s=20,
+    )
+    return CrawlParams(**{**settings, **overrides})
+
+
+def rows(store: Any, vid: str, kind: str) -> dict[str, dict[str, Any]]:
+    table = store.read_docs(vid, kind=kind).compute()
+    return {r["source"]: r for r in table.to_dict("records")}
+
+
+def test_crawl_site(store: Any, client: Any, servers: Servers) -> None:
+    base, site = servers.start()
+    version = run_crawl(store, crawl_params(base, warc=True), client)
+
+    kept = rows(store, version.id, "kept")
+    expected_docs = ["/", "/a.html", "/redirect-ok", "/busy", "/latin1.html", "/cp1251.html", "/text.txt",
+                     "/farm/0.html", "/farm/1.html", "/farm/2.html"]
+    assert sorted(kept) == sorted(base + p for p in expected_docs)
+    assert "Café crème brûlée" in kept[base + "/latin1.html"]["text"]
+    assert "Привет, мир." in kept[base + "/cp1251.html"]["text"]
+    assert "Page A2" in kept[base + "/redirect-ok"]["text"]
+    assert json.loads(kept[base + "/redirect-ok"]["meta"])["final_url"] == base + "/a2.html"
+
+    rejected = {url: r["reason"] for url, r in rows(store, version.id, "rejected").items()}
+    assert rejected == {
+        base + "/private/secret.html": "crawl:robots",
+        base + "/redirect-private": "crawl:robots",
+        base + "/loop1": "crawl:redirect_loop",
+        base + "/missing": "crawl:status_404",
+        base + "/error": "crawl:status_500",
+        base + "/slow": "crawl:timeout",
+        base + "/big": "crawl:too_large",
+        base + "/doc.pdf": "crawl:content_type",
+        base + "/empty.html": "crawl:extract_empty",
+        base + "/farm/3.html": "crawl:depth",
+        "http://example.com/elsewhere": "crawl:out_of_scope",
+    }
+
+    paths = [path for _, path in site.log]
+    assert not [p for p in paths if p.startswith("/private/")]
+    assert "/farm/3.html" not in paths
+    assert paths.count("/robots.txt") == 1 and paths.count("/a.html") == 1
+    assert paths.count("/error") == 2 and paths.count("/busy") == 2
+    starts = sorted(site.log)
+    close = [(a, b) for a, b in zip(starts, starts[1:]) if b[0] - a[0] < DELAY_S - ARRIVAL_JITTER_S]
+    assert not close
+    busy = [t for t, p in site.log if p == "/busy"]
+    assert busy[1] - busy[0] >= 1.0, "Retry-After: 1 was not honoured"
+
+    manifest = store.manifest(version.id)
+    assert manifest.stats["docs_out"] == len(expected_docs)
+    assert manifest.stats["status_codes"]["404"] == 1
+    host = base.removeprefix("http://")
+    assert manifest.stats["hosts"][host]["docs"] == len(expected_docs)
+    assert manifest.fingerprint and {"started_at", "ended_at", "bytes_fetched"} <= set(manifest.stats)
+    assert "warc/crawl-00000.warc.gz" in [f.path for f in manifest.files]
+
+    again = run_crawl(store, crawl_params(base, warc=True), client)
+    assert again.cached and again.id == version.id
+
+
+def test_max_pages_cuts_the_last_urls_of_a_level(store: Any, client: Any, servers: Servers) -> None:
+    """The seed plus the first two level-1 URLs in sorted order are fetched; the rest are cut."""
+    base, _ = servers.start()
+    version = run_crawl(store, crawl_params(base, max_pages=3, max_depth=1, delay_s=0), client)
+    level_one = sorted({base + p.split("?")[0] for p in INDEX_LINKS if p.startswith("/")})
+    reasons = {u: r["reason"] for u, r in rows(store, version.id, "rejected").items()}
+    assert sorted(u for u, r in reasons.items() if r == "crawl:max_pages") == level_one[2:]
+    fetched = set(rows(store, version.id, "kept")) | {
+        u for u, r in reasons.items() if r not in ("crawl:max_pages", "crawl:out_of_scope")
+    }
+    assert sorted(fetched) == sorted([base + "/", *level_one[:2]])
+
+
+@pytest.mark.parametrize("seed", ["http://127.0.0.1:9/", "http://10.1.2.3/", "http://169.254.169.254/x", "http://localhost:9/"])
+def test_private_seeds_refused_before_any_work(store: Any, client: Any, seed: str) -> None:
+    params = CrawlParams(seeds=[seed])
+    with pytest.raises(ConfigError, match="private address .*crawl.allow_private"):
+        check_crawl(params)
+    with pytest.raises(ConfigError, match="private address"):
+        run_crawl(store, params, client)
+    assert not (Path(store.root) / "crawl").exists()
+
+
+CRAWL_SCRIPT = """
+import json, sys
+from tokenmill.corpus.crawl.step import CrawlParams, run_crawl
+from tokenmill.corpus.store.runtime import DaskSettings, dask_client
+from tokenmill.corpus.store.versions import Store
+
+if __name__ == "__main__":
+    with dask_client(DaskSettings(address=sys.argv[3])) as client:
+        run_crawl(Store(sys.argv[1]), CrawlParams(**json.loads(sys.argv[2])), client)
+"""
+
+
+def test_killed_crawl_resumes_without_refetching(store: Any, client: Any, servers: Servers, tmp_path: Path) -> None:
+    """SIGKILL while /farm/1.html is in flight; the rerun fetches only what had no journal record
+    (the one cut request), and commits the version an uninterrupted crawl commits."""
+    base, site = servers.start(hang_path="/farm/1.html")
+    params = crawl_params(base, delay_s=0, concurrency=1, per_host_concurrency=1, max_depth=2)
+    script = tmp_path / "crawl_script.py"
+    script.write_text(CRAWL_SCRIPT)
+    args = [sys.executable, str(script), store.url, params.model_dump_json(), client.scheduler.address]
+    proc = subprocess.Popen(args, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while "/farm/1.html" not in [p for _, p in site.log] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    site.release_path.touch()
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = run_crawl(store, params, client)
+
+    from tokenmill.corpus.store.versions import Store
+
+    servers.stop_all()
+    _, fresh_site = servers.start(port=int(base.rsplit(":", 1)[1]))
+    fresh_store = Store(str(tmp_path / "fresh"))
+    uninterrupted = run_crawl(fresh_store, params, client)
+    assert uninterrupted.id == resumed.id
+    requests = Counter(path for _, path in site.log)
+    requests["/farm/1.html"] -= 1
+    assert requests == Counter(path for _, path in fresh_site.log), "a page was fetched again after the kill"
+    for kind in ("kept", "rejected"):
+        resumed_rows = rows(store, resumed.id, kind)
+        fresh_rows = rows(fresh_store, uninterrupted.id, kind)
+        assert {u: (r["id"], r["text"]) for u, r in resumed_rows.items()} == {
+            u: (r["id"], r["text"]) for u, r in fresh_rows.items()
+        }
+
+
+if __name__ == "__main__":
+    serve_forever(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] or None)

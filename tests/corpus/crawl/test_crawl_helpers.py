@@ -1,0 +1,111 @@
+"""The crawl's pure helpers: URL rules, robots.txt, retry timing, charsets."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+from tokenmill.corpus.crawl.fetch import retry_after_seconds, retry_delay, retryable
+from tokenmill.corpus.crawl.page import extract_page, page_charset
+from tokenmill.corpus.crawl.robots import parse_robots
+from tokenmill.corpus.crawl.urls import Scope, is_public_address, normalize_url
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("HTTP://Example.COM:80/a?b=1#frag", "http://example.com/a?b=1"),
+        ("https://example.com:443", "https://example.com/"),
+        ("https://example.com:8443/x", "https://example.com:8443/x"),
+        ("http://example.com/p?utm_source=x&id=3&gclid=9", "http://example.com/p?id=3"),
+        ("mailto:someone@example.com", None),
+        ("ftp://example.com/file", None),
+        ("javascript:void(0)", None),
+        ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+    ],
+)
+def test_normalize_url(raw: str, expected: str | None) -> None:
+    assert normalize_url(raw, ["utm_source", "gclid"]) == expected
+
+
+def test_normalize_url_resolves_relative_links() -> None:
+    assert normalize_url("../c.html#top", base="http://h.org/a/b/page.html") == "http://h.org/a/c.html"
+
+
+def test_scope_domains_and_patterns() -> None:
+    scope = Scope.build(["example.com"], include=[r"/docs/"], exclude=[r"\.zip$"])
+    assert scope.allows("http://example.com/docs/a")
+    assert scope.allows("http://www.example.com/docs/a")
+    assert not scope.allows("http://badexample.com/docs/a")
+    assert not scope.allows("http://example.com/blog/a")
+    assert not scope.allows("http://example.com/docs/a.zip")
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("192.168.0.1", False),
+        ("169.254.169.254", False),
+        ("224.0.0.1", False),
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("::ffff:10.0.0.1", False),
+        ("93.184.216.34", True),
+        ("2606:4700::1", True),
+    ],
+)
+def test_is_public_address(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+def test_robots_rules_and_crawl_delay() -> None:
+    robots = parse_robots(200, b"User-agent: *\nDisallow: /private/\nCrawl-delay: 2\n", "tokenmill-crawler/1.0")
+    assert robots.allows("http://h/public/a")
+    assert not robots.allows("http://h/private/a")
+    assert robots.crawl_delay() == 2.0
+
+
+def test_robots_status_rules() -> None:
+    """RFC 9309: a missing robots.txt allows everything; a server error allows nothing."""
+    assert parse_robots(404, b"", "ua").allows("http://h/x")
+    assert not parse_robots(503, b"", "ua").allows("http://h/x")
+    assert not parse_robots(None, b"", "ua").allows("http://h/x")
+
+
+def test_retry_after_and_backoff() -> None:
+    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert retry_after_seconds("7", now.timestamp()) == 7.0
+    later = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert retry_after_seconds(later, now.timestamp()) == pytest.approx(30.0)
+    assert retry_after_seconds("soon", now.timestamp()) is None
+    rng = random.Random(0)
+    assert retry_delay(0, 3.0, 1.0, 30.0, rng) == 3.0
+    delays = [retry_delay(attempt, None, 1.0, 5.0, rng) for attempt in range(5)]
+    for attempt, delay in enumerate(delays):
+        ceiling = min(5.0, 2.0**attempt)
+        assert ceiling / 2 <= delay <= ceiling
+    assert retryable(429, "crawl:status_429") and retryable(503, "crawl:status_503")
+    assert not retryable(404, "crawl:status_404")
+
+
+def test_charset_from_header_meta_and_detector() -> None:
+    latin = '<html><head><meta charset="iso-8859-1"></head><body><p>Caf\xe9</p></body></html>'.encode("latin-1")
+    assert page_charset(latin, "text/html") == "iso8859-1"
+    assert page_charset("привет".encode("cp1251"), "text/plain; charset=windows-1251") == "cp1251"
+    assert page_charset("plain ascii and é".encode(), "text/plain") == "utf-8"
+
+
+def test_extract_page_text_and_links() -> None:
+    html = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251"></head><body>'
+        "<article><h1>Заголовок</h1><p>Привет, мир. Это длинный абзац текста для проверки.</p></article>"
+        '<a href="/next.html">next</a><a href="rel.html#x">rel</a></body></html>'
+    ).encode("cp1251")
+    text, links = extract_page(html, "text/html", "http://h.org/dir/page.html")
+    assert "Привет, мир." in text
+    assert links == ["http://h.org/next.html", "http://h.org/dir/rel.html#x"]

@@ -1,0 +1,38 @@
+"""Union-find and the distributed large-star/small-star path give the same components."""
+
+from __future__ import annotations
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from tokenmill.corpus.dedup.components import (
+    distributed_labels,
+    union_find,
+    union_find_labels,
+)
+
+
+def graph() -> pd.DataFrame:
+    """Two long chains (one in shuffled order), a big star centred on a large id, a lone pair."""
+    rng = np.random.default_rng(0)
+    chain = np.arange(1000, 1200)
+    shuffled_chain = rng.permutation(np.arange(5000, 5150))
+    star_leaves = np.arange(10_000, 10_300)
+    hi = np.concatenate([chain[1:], shuffled_chain[1:], star_leaves, [42]])
+    lo = np.concatenate([chain[:-1], shuffled_chain[:-1], np.full(300, 99_999), [7]])
+    return pd.DataFrame({"hi": hi.astype(np.int64), "lo": lo.astype(np.int64)})
+
+
+def test_union_find_labels_each_node_with_its_component_minimum():
+    nodes, labels = union_find(np.array([1, 3, 9, 4]), np.array([2, 2, 8, 3]))
+    assert dict(zip(nodes.tolist(), labels.tolist())) == {1: 1, 2: 1, 3: 1, 4: 1, 9: 8, 8: 8}
+
+
+def test_distributed_and_union_find_give_identical_clusters(client):
+    edges = graph()
+    single = union_find_labels([edges]).sort_values("node").reset_index(drop=True)
+    labels, rounds = distributed_labels(dd.from_pandas(edges, npartitions=4), npartitions=3)
+    distributed = labels.compute().sort_values("node").reset_index(drop=True)
+    pd.testing.assert_frame_equal(single, distributed, check_dtype=False)
+    assert set(single["comp"]) == {1000, 5000, 10_000, 7}
+    assert rounds < 20

@@ -1,0 +1,175 @@
+"""The dedup step on a small real store: exact and near duplicates, survivors, determinism, incremental."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from tokenmill.corpus.dedup.minhash import optimal_bands
+from tokenmill.corpus.dedup.step import DedupParams, run_dedup
+from tokenmill.corpus.ingest.load import LoadParams, run_load
+from tokenmill.corpus.store.errors import ConfigError
+
+VOCAB = [f"w{i}" for i in range(5000)]
+
+
+def words(seed: int, n: int = 300) -> list[str]:
+    rng = random.Random(seed)
+    return [rng.choice(VOCAB) for _ in range(n)]
+
+
+def substituted(tokens: list[str], rate: float, seed: int) -> list[str]:
+    """A copy with `rate` of the words replaced (a known edit rate)."""
+    rng = random.Random(seed)
+    return [rng.choice(VOCAB) + "x" if rng.random() < rate else t for t in tokens]
+
+
+def corpus() -> list[dict]:
+    """10 unrelated docs, exact copies (with case/space changes), near and far edits, shared boilerplate."""
+    base = [words(i) for i in range(10)]
+    docs = [{"text": " ".join(t), "url": f"http://a/{i}"} for i, t in enumerate(base)]
+    docs.append({"text": "  ".join(base[0]).upper(), "url": "http://copy/0"})
+    docs.append({"text": " ".join(substituted(base[1], 0.005, 1)), "url": "http://near/1"})
+    docs.append({"text": " ".join(substituted(base[1], 0.005, 2)), "url": "http://near/1b"})
+    docs.append({"text": " ".join(substituted(base[2], 0.35, 3)), "url": "http://far/2"})
+    boiler = "Copyright 2024 Example Corp. All rights reserved. Subscribe to our newsletter today."
+    docs.append({"text": boiler + "\n" + " ".join(words(100, 120)), "url": "http://boiler/1"})
+    docs.append({"text": boiler + "\n" + " ".join(words(101, 120)), "url": "http://boiler/2"})
+    return docs
+
+
+def load(store, client, tmp_path, write_jsonl, docs, name: str, chunk_mb: float = 64):
+    path = write_jsonl(tmp_path / f"{name}.jsonl", docs)
+    params = LoadParams(paths=[str(path)], source_field="url", chunk_mb=chunk_mb)
+    return run_load(store, params, client).id
+
+
+def outcome(store, vid: str) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, int]]]:
+    """(rejected source -> (reason, duplicate_of source), kept source -> (cluster source, size))."""
+    kept = store.read_docs(vid, columns=["id", "source", "dup_cluster", "dup_cluster_size"]).compute()
+    rejected = store.read_docs(vid, columns=["source", "reason", "duplicate_of"], kind="rejected").compute()
+    by_id = dict(zip(kept["id"], kept["source"]))
+    return (
+        {r.source: (r.reason, by_id.get(r.duplicate_of, r.duplicate_of)) for r in rejected.itertuples()},
+        {r.source: (by_id[r.dup_cluster], r.dup_cluster_size) for r in kept.itertuples()},
+    )
+
+
+def test_finds_exact_and_near_duplicates_keeps_the_rest(store, client, tmp_path, write_jsonl):
+    vid = load(store, client, tmp_path, write_jsonl, corpus(), "docs")
+    version = run_dedup(store, DedupParams(), client, input_version=vid)
+    rejected, kept = outcome(store, version.id)
+    exact = {"http://a/0", "http://copy/0"}
+    near = {"http://a/1", "http://near/1", "http://near/1b"}
+    (exact_survivor,), (near_survivor,) = exact & set(kept), near & set(kept)
+    assert rejected == {
+        **{src: ("dedup:exact", exact_survivor) for src in exact - {exact_survivor}},
+        **{src: ("dedup:minhash", near_survivor) for src in near - {near_survivor}},
+    }
+    assert kept[exact_survivor] == (exact_survivor, 2)
+    assert kept[near_survivor] == (near_survivor, 3)
+    assert "http://far/2" in kept and "http://boiler/1" in kept and "http://boiler/2" in kept
+    assert kept["http://far/2"][1] == 1
+    stats = store.read_json(version.id, "stats.json")
+    assert stats["docs_in"] == 16 == stats["docs_out"] + stats["docs_rejected"]
+    assert (stats["exact_removed"], stats["near_removed"]) == (1, 2)
+    assert (stats["bands"], stats["rows"]) == optimal_bands(0.8, 128)
+    assert stats["cluster_size_histogram"] == {"2": 1, "3": 1}
+    assert stats["largest_clusters"][0]["size"] == 3
+    paths = [f.path for f in version.manifest.files]
+    assert any(p.startswith("signatures/") for p in paths) and any(p.startswith("clusters/") for p in paths)
+
+
+def test_survivor_rules_are_deterministic_and_configurable(store, client, tmp_path, write_jsonl):
+    text = " ".join(words(7))
+    docs = [
+        {"text": text, "url": "http://z/long", "fetched_at": None},
+        {"text": text + " tail words here", "url": "http://m/longer"},
+    ]
+    vid = load(store, client, tmp_path, write_jsonl, docs, "rules")
+    longest = outcome(store, run_dedup(store, DedupParams(keep="longest"), client, input_version=vid).id)
+    min_id = outcome(store, run_dedup(store, DedupParams(keep="min_id"), client, input_version=vid).id)
+    assert set(longest[1]) == {"http://m/longer"}
+    kept_ids = store.read_docs(vid, columns=["id", "source"]).compute()
+    smallest = kept_ids.sort_values("id")["source"].iloc[0]
+    assert set(min_id[1]) == {smallest}
+
+
+def test_same_survivors_under_another_partitioning(store, client, tmp_path, write_jsonl):
+    docs = corpus()
+    one = load(store, client, tmp_path, write_jsonl, docs, "docs")
+    many = load(store, client, tmp_path, write_jsonl, docs, "docs", chunk_mb=0.004)
+    assert len(store.files(many)) > 3
+    params = DedupParams(shuffle_partitions=3)
+    first = outcome(store, run_dedup(store, DedupParams(), client, input_version=one).id)
+    second = outcome(store, run_dedup(store, params, client, input_version=many).id)
+    assert first == second
+
+
+def test_distributed_components_give_the_same_clusters(store, client, tmp_path, write_jsonl):
+    vid = load(store, client, tmp_path, write_jsonl, corpus(), "docs")
+    single = outcome(store, run_dedup(store, DedupParams(), client, input_version=vid).id)
+    version = run_dedup(store, DedupParams(max_union_find_edges=0), client, input_version=vid)
+    assert store.read_json(version.id, "stats.json")["components_method"] == "distributed"
+    assert outcome(store, version.id) == single
+
+
+def test_incremental_against_an_earlier_version(store, client, tmp_path, write_jsonl):
+    old_docs = corpus()[:10]
+    old = run_dedup(store, DedupParams(), client, input_version=load(store, client, tmp_path, write_jsonl, old_docs, "old"))
+    base = [words(i) for i in range(3)]
+    new_docs = [
+        {"text": " ".join(substituted(base[0], 0.01, 2)), "url": "http://new/near0"},
+        {"text": " ".join(base[1]), "url": "http://new/copy1"},
+        {"text": " ".join(words(500)), "url": "http://new/fresh"},
+    ]
+    new = load(store, client, tmp_path, write_jsonl, new_docs, "new")
+    version = run_dedup(store, DedupParams(against=[old.id]), client, input_version=new)
+    assert version.manifest.inputs == [new, old.id]
+    rejected = store.read_docs(version.id, columns=["source", "reason", "duplicate_of"], kind="rejected").compute()
+    old_ids = store.read_docs(old.id, columns=["id", "source"]).compute().set_index("id")["source"]
+    got = {r.source: (r.reason, old_ids[r.duplicate_of]) for r in rejected.itertuples()}
+    assert got == {"http://new/near0": ("dedup:minhash", "http://a/0"), "http://new/copy1": ("dedup:exact", "http://a/1")}
+    kept = store.read_docs(version.id, columns=["source"]).compute()
+    assert kept["source"].tolist() == ["http://new/fresh"]
+
+
+def test_against_must_be_a_dedup_version_with_the_same_signatures(store, client, docs_version):
+    vid = docs_version(["one doc", "another doc"])
+    with pytest.raises(ConfigError, match="not a dedup version"):
+        run_dedup(store, DedupParams(against=[vid]), client, input_version=vid)
+    old = run_dedup(store, DedupParams(), client, input_version=vid)
+    with pytest.raises(ConfigError, match="num_perm"):
+        run_dedup(store, DedupParams(against=[old.id], num_perm=64), client, input_version=vid)
+
+
+def test_params_resolve_bands_and_reject_bad_settings():
+    assert (DedupParams(threshold=0.7).bands, DedupParams(threshold=0.7).rows) == optimal_bands(0.7, 128)
+    assert (DedupParams(bands=16, rows=8).bands, DedupParams(bands=16, rows=8).rows) == (16, 8)
+    with pytest.raises(ValueError, match="together"):
+        DedupParams(bands=4)
+    with pytest.raises(ValueError, match="exceeds"):
+        DedupParams(bands=20, rows=10)
+    with pytest.raises(ValueError):
+        DedupParams(treshold=0.5)
+
+
+def test_rerun_is_cached(store, client, docs_version):
+    vid = docs_version(["alpha beta gamma delta", "alpha beta gamma delta"])
+    first = run_dedup(store, DedupParams(), client, input_version=vid)
+    assert run_dedup(store, DedupParams(), client, input_version=vid).cached
+    assert pq.read_table(store.files(first.id, "rejected")[0])["reason"].to_pylist() == ["dedup:exact"]
+
+
+def test_labelled_benchmark_f1_at_high_similarity(client, tmp_path):
+    """bench/dedup_quality.py on 60 real docs: pairs at Jaccard >= 0.9 found, none below 0.5 merged."""
+    path = Path(__file__).resolve().parents[3] / "bench" / "dedup_quality.py"
+    spec = importlib.util.spec_from_file_location("dedup_quality", path)
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    result = quality.run_quality(quality.real_texts(60), tmp_path, client, DedupParams())
+    assert result["pairs_at_0.9"]["f1"] >= 0.95
+    assert result["at_threshold"]["merged_below_0.5"] == 0
