@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from datasketch import MinHash
+
 from tokenmill.corpus.dedup.step import DedupParams, minhash, run_dedup
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.corpus.store.versions import Store

@@ -11,8 +11,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from tokenmill.corpus.filter.params import FILTERS, FilterParams
 from tokenmill.corpus.filter.spec import TextBatch, TransformSpec
-from tokenmill.corpus.filter.step import FILTERS, FilterParams, run_filter
+from tokenmill.corpus.filter.step import run_filter
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.corpus.store.step import read_batches
 from tokenmill.corpus.store.versions import Store

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tokenmill.corpus.store.stats import LENGTH_BINS, DocStats
-from tokenmill.corpus.store.versions import FileEntry, Store, version_id
+from tokenmill.corpus.store.step import VersionKey, Written, commit_version
+from tokenmill.corpus.store.versions import Store
 
 MEAN_DOC_BYTES = 2_000
 SIGNALS = {
@@ -56,11 +57,8 @@ def doc_stats(rng: random.Random, docs_in: int, drops: dict[str, float]) -> DocS
 
 def commit(store: Store, step: str, params: dict[str, Any], inputs: list[str], stats: dict[str, Any],
            headline: dict[str, Any] | None = None) -> str:
-    vid = version_id(step, params, inputs, f"{step}-bench")
-    attempt = store.begin(step, vid)
-    files: list[FileEntry] = [attempt.write_json("stats.json", stats)]
-    attempt.commit(params, inputs, f"{step}-bench", files, headline if headline is not None else stats)
-    return vid
+    key = VersionKey(step, f"{step}-bench", params, tuple(inputs))
+    return commit_version(store, key, lambda attempt: Written([], stats, headline)).id
 
 
 def docs_step(store: Store, rng: random.Random, step: str, inputs: list[str], docs_in: int,

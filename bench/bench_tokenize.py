@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import psutil
 from fsspec.implementations.local import LocalFileSystem
+
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.corpus.store.step import read_batches
 from tokenmill.corpus.store.versions import Store
@@ -98,6 +99,7 @@ def write_text_corpus(path: Path, size_mb: float) -> None:
     """JSONL of real text up to `size_mb`: the installed Python's docstrings (about 40 MB here),
     then its source files whole, so the 100 MB tokenizer figure needs no download."""
     import orjson
+
     from tokenmill.corpus.ingest import pydocs
 
     budget = int(size_mb * 2**20)

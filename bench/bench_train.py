@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from fsspec.implementations.local import LocalFileSystem
+
 from tokenmill.tokenize.shards import write_shard
 from tokenmill.train.data import TokenWindows
 from tokenmill.train.device import PEAK_BF16_FLOPS, Runtime, cpu_threads

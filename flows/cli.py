@@ -14,6 +14,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+
 from tokenmill.corpus.store.errors import (
     ConfigError,
     InputError,
@@ -76,13 +77,13 @@ def run(
     """Run the pipeline, or chosen steps, and print each version committed or found cached."""
     from tokenmill.corpus.store.versions import Store
     from tokenmill.flows.config import load_config
-    from tokenmill.flows.pipeline import initial_state, plan_steps
+    from tokenmill.flows.pipeline import check_inputs, initial_state, plan_steps
     from tokenmill.flows.steps import STEPS
 
     overrides = _overrides(sets, store, dask_address)
     cfg = load_config(config, overrides)
     order = plan_steps(cfg.pipeline.steps, list(steps or []), from_version)
-    initial_state(Store(cfg.store.root), from_version)
+    check_inputs(order, initial_state(Store(cfg.store.root), from_version))
     for name in order:
         if STEPS[name].preflight is not None:
             STEPS[name].preflight(getattr(cfg, name))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
+from prefect import get_run_logger
 from prefect.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
@@ -11,9 +15,10 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from rich.console import Console
+
+from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.progress import progress_listener
-from tokenmill.corpus.store.runtime import dask_client
+from tokenmill.corpus.store.runtime import DaskSettings, dask_client, shared_client
 from tokenmill.corpus.store.step import Version
 from tokenmill.corpus.store.versions import Store
 from tokenmill.flows.config import load_config
@@ -21,9 +26,37 @@ from tokenmill.flows.report.data import drop_rows, read_stats
 from tokenmill.flows.report.html import build_report
 from tokenmill.flows.steps import STEPS
 
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    from distributed import Client
+
 # Reports the pipeline writes, beside the step folders (no manifest: never taken for a version).
 REPORTS = "reports"
+
+# What the flows say (versions, report, dashboard) goes to a child of Prefect's run logger: its
+# API handler puts the lines in the flow-run logs and Prefect's console handler on stderr, and its
+# own INFO level lets them through where the CLI holds Prefect's chatter at WARNING (env.py) and
+# its flow failures at CRITICAL (cli.py). Set after `import prefect` configured logging, which
+# resets the levels of loggers under its own.
+FLOW_LOG = logging.getLogger("prefect.flow_runs.tokenmill")
+FLOW_LOG.setLevel(logging.INFO)
+
+
+def say(message: str) -> None:
+    """One line in the current flow run's logs (and on the terminal)."""
+    FLOW_LOG.info(message, extra=get_run_logger().extra)
+
+
+@contextmanager
+def flow_cluster(settings: DaskSettings) -> Iterator[Client]:
+    """The flow's Dask client. A cluster opened here gets its dashboard linked; a step inside a
+    pipeline shares the pipeline's, already linked, so each cluster is linked once."""
+    opened = shared_client(settings) is None
+    with dask_client(settings) as client:
+        if opened:
+            say(f"dask dashboard {client.dashboard_link}")
+            create_link_artifact(link=client.dashboard_link, link_text="Dask dashboard", key="dask-dashboard",
+                                 description="the Dask cluster's live dashboard (while the flow runs)")
+        yield client
 
 
 def run_step(
@@ -38,18 +71,15 @@ def run_step(
     spec = STEPS[name]
     missing = [key for key, value in inputs.items() if not value]
     if missing:
-        from tokenmill.corpus.store.errors import InputError
-
         raise InputError(f"step '{name}' needs {', '.join(missing)} (give --from VERSION)")
     store = Store(config.store.root)
     token = progress_listener.set(ProgressArtifact(name))
     try:
-        with dask_client(config.dask) as client:
+        with flow_cluster(config.dask) as client:
             version: Version = spec.run(store, getattr(config, name), client, force=force, **inputs)
     finally:
         progress_listener.reset(token)
-    state = "cached" if version.cached else "committed"
-    console.print(f"[bold]{name}[/bold] {version.id} [dim]{state}[/dim]")
+    say(f"{name} {version.id} {'cached' if version.cached else 'committed'}")
     publish_summary(version, store)
     return version.id
 
@@ -112,7 +142,7 @@ def publish_report(store: Store, vid: str) -> str:
     url = store.fs.unstrip_protocol(path)
     create_link_artifact(link=url, link_text=f"report {vid}", key="pipeline-report",
                          description=f"HTML report of {vid}")
-    console.print(f"report {url}")
+    say(f"report {url}")
     return url
 
 

@@ -20,6 +20,7 @@ from pydantic import (
     create_model,
     field_validator,
 )
+
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.runtime import DaskSettings
 from tokenmill.flows.steps import DEFAULT_PIPELINE, STEPS

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+
 from tokenmill.flows.common import run_step
 
 

@@ -1,8 +1,8 @@
 """Prefect flow `pipeline`: the configured steps in order, each as its own subflow.
 
 Every step reads the latest version of the kind it consumes (docs, tokenizer, pack …), so
-`run dedup --from clean-…` reruns one step and a plain `run` walks the whole chain, finding
-unchanged steps cached.
+`run dedup --from clean-…` reruns one step, `run crawl clean` cleans a fresh crawl, and a
+plain `run` walks the whole chain, finding unchanged steps cached.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
+
 from tokenmill.corpus.store.errors import ConfigError, InputError
-from tokenmill.corpus.store.runtime import dask_client
 from tokenmill.corpus.store.versions import Store, step_of
 from tokenmill.flows.clean import clean
-from tokenmill.flows.common import publish_report
+from tokenmill.flows.common import flow_cluster, publish_report
 from tokenmill.flows.config import load_config
 from tokenmill.flows.crawl import crawl
 from tokenmill.flows.dedup import dedup
@@ -42,14 +42,15 @@ STEP_FLOWS = {
 def plan_steps(configured: list[str], selected: list[str], from_version: str | None) -> list[str]:
     """Which steps run, in order.
 
-    Named steps with `--from` run alone on that version; named steps without it run after the
-    configured steps before them (cheap: those are cached); no names means the configured chain
-    (after the `--from` version's step, if given).
+    Named steps run alone when the first has its input: the `--from` version, or none needed
+    (an ingest step such as load or crawl). Otherwise they run after the configured steps
+    before them (cheap: those are cached). No names means the configured chain (after the
+    `--from` version's step, if given).
     """
     unknown = [s for s in selected if s not in STEPS]
     if unknown:
         raise ConfigError(f"unknown step '{unknown[0]}'; known steps: {', '.join(STEPS)}")
-    if selected and from_version:
+    if selected and (from_version or not STEPS[selected[0]].inputs):
         return list(selected)
     if selected:
         missing = [s for s in selected if s not in configured]
@@ -61,6 +62,19 @@ def plan_steps(configured: list[str], selected: list[str], from_version: str | N
         start = step_of(from_version)
         return configured[configured.index(start) + 1 :] if start in configured else list(configured)
     return list(configured)
+
+
+def check_inputs(order: list[str], state: dict[str, str]) -> None:
+    """Refuse, before anything runs, a plan where a step reads a kind of version that neither
+    `--from` nor an earlier step gives."""
+    kinds = set(state)
+    for name in order:
+        missing = sorted(set(STEPS[name].inputs.values()) - kinds)
+        if missing:
+            ingest = ", ".join(s for s, spec in STEPS.items() if not spec.inputs)
+            raise InputError(f"step '{name}' needs a {' and a '.join(missing)} version: "
+                             f"give --from VERSION, or run an ingest step ({ingest}) before it")
+        kinds.add(STEPS[name].produces)
 
 
 def initial_state(store: Store, from_version: str | None) -> dict[str, str]:
@@ -93,8 +107,9 @@ def pipeline(
     selected = list(steps or [])
     order = plan_steps(config.pipeline.steps, selected, from_version)
     state = initial_state(store, from_version)
+    check_inputs(order, state)
     results: dict[str, str] = {}
-    with dask_client(config.dask):
+    with flow_cluster(config.dask):
         for name in order:
             spec = STEPS[name]
             inputs = {keyword: state.get(kind) for keyword, kind in spec.inputs.items()}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+
 from tokenmill.corpus.clean.step import CleanParams, run_clean
 from tokenmill.corpus.crawl.step import CrawlParams, check_crawl, run_crawl
 from tokenmill.corpus.dedup.step import DedupParams, run_dedup

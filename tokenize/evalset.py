@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import fsspec
+
 from tokenmill.corpus.ingest import pydocs
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.step import read_batches

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.versions import Store
 

@@ -21,21 +21,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 from pydantic import BaseModel, ConfigDict, Field
+
 from tokenmill.corpus.ingest.pydocs import PYTHON_TOPICS_URL
 from tokenmill.corpus.store.parts import PartWriter, rejected_rows
 from tokenmill.corpus.store.schema import REJECTED_SCHEMA
 from tokenmill.corpus.store.stats import DocStats, length_bin_edges, log2_histogram
 from tokenmill.corpus.store.step import (
     Version,
-    find_cached,
+    VersionKey,
+    Written,
+    commit_version,
     input_parts,
-    params_json,
     read_batches,
 )
-from tokenmill.corpus.store.versions import FileEntry, Store, version_id
+from tokenmill.corpus.store.versions import Attempt, FileEntry, Store
 from tokenmill.tokenize.decontam import EvalNgrams, eval_ngrams
 from tokenmill.tokenize.evalset import eval_texts
-from tokenmill.tokenize.model import BOS_ID, EOS_ID, load_model, tokenizer_info
+from tokenmill.tokenize.model import BOS_ID, EOS_ID, TokenizerInfo, load_model, tokenizer_info
 from tokenmill.tokenize.sampling import id_keys, id_units
 from tokenmill.tokenize.shards import (
     BOUNDARY_CODES,
@@ -229,75 +231,111 @@ def docs_listing(rows: list[dict[str, Any]]) -> bytes:
     return sink.getvalue()
 
 
-def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = False, input_version: str,
-             tokenizer_version: str) -> Version:
-    """Commit a pack version of `input_version` encoded with `tokenizer_version` (or find it cached)."""
-    settings = params_json(params)
-    inputs = [input_version, tokenizer_version]
-    vid = version_id(STEP, settings, inputs, CODE_VERSION)
-    cached = find_cached(store, vid, force)
-    if cached:
-        return cached
-    tokenizer = tokenizer_info(store, tokenizer_version)
-    parts = input_parts(store, input_version)
-    eval_set = eval_ngrams(eval_texts(store, params.decontaminate), params.decontaminate_ngram_words)
-    vocab_size = tokenizer.vocab_size
-    dtype = token_dtype(vocab_size).str
-    attempt = store.begin(STEP, vid)
-    job = EncodeJob(tokenizer.model_url, tokenizer.model_sha256, f"{attempt.uri}/{SCRATCH}", attempt.uri, dtype, params.boundary,
-                    params.encode_batch_docs, params.encode_threads, tokenizer.newline_id)
+@dataclass
+class Encoded:
+    """Every doc of the input, encoded into scratch files: ids, token counts, and where each
+    doc's tokens sit (which part's file, at which offset)."""
+
+    parts: list[EncodedPart]
+    ids: list[str]
+    lengths: np.ndarray
+    offsets: np.ndarray
+    part_of: np.ndarray
+
+    @classmethod
+    def of(cls, parts: list[EncodedPart]) -> Encoded:
+        return cls(parts, [i for part in parts for i in part.ids], np.concatenate([p.lengths for p in parts]),
+                   np.concatenate([p.offsets for p in parts]),
+                   np.concatenate([np.full(len(p.lengths), k) for k, p in enumerate(parts)]))
+
+
+@dataclass
+class Shards:
+    """The written shards: their files, the listing of which doc sits where, and tokens per shard."""
+
+    files: list[FileEntry]
+    listing: list[dict[str, Any]]
+    tokens: dict[str, list[int]]
+
+
+def encode(client: Any, parts: list[str], attempt: Attempt, tokenizer: TokenizerInfo, dtype: str,
+           params: PackParams, eval_set: EvalNgrams) -> Encoded:
+    """Stage 1: each input part encoded in its own task, decontaminated against the broadcast eval n-grams."""
+    job = EncodeJob(tokenizer.model_url, tokenizer.model_sha256, f"{attempt.uri}/{SCRATCH}", attempt.uri, dtype,
+                    params.boundary, params.encode_batch_docs, params.encode_threads, tokenizer.newline_id)
     broadcast = client.scatter(eval_set, broadcast=True, hash=False)
-    encoded: list[EncodedPart] = client.gather(
-        [client.submit(encode_part, i, url, job, broadcast, pure=False) for i, url in enumerate(parts)])
+    return Encoded.of(client.gather(
+        [client.submit(encode_part, i, url, job, broadcast, pure=False) for i, url in enumerate(parts)]))
 
-    ids = [i for part in encoded for i in part.ids]
-    lengths = np.concatenate([p.lengths for p in encoded])
-    offsets = np.concatenate([p.offsets for p in encoded])
-    part_of = np.concatenate([np.full(len(p.lengths), k) for k, p in enumerate(encoded)])
-    token_urls = [p.tokens_url for p in encoded]
-    val = split_val(ids, lengths, params.val_fraction, params.val_max_tokens)
-    keys = id_keys(ids, f"pack-order-{params.seed}")
 
+def write_shards(client: Any, store: Store, attempt: Attempt, encoded: Encoded, val: np.ndarray, dtype: str,
+                 vocab_size: int, params: PackParams) -> Shards:
+    """Stage 2: per split, docs in seeded hash order cut into shards of about `shard_tokens`, each
+    shard gathered from the scratch files by its own task."""
+    keys = id_keys(encoded.ids, f"pack-order-{params.seed}")
+    token_urls = [p.tokens_url for p in encoded.parts]
     futures, listing, shard_tokens = [], [], {"train": [], "val": []}
     for split, members in (("train", ~val), ("val", val)):
         chosen = np.flatnonzero(members)
         order = chosen[np.argsort(keys[chosen], kind="stable")]
-        for number, docs in enumerate(shard_plan(order, lengths, params.shard_tokens)):
-            name = f"{split}-{number:05d}"
+        for number, docs in enumerate(shard_plan(order, encoded.lengths, params.shard_tokens)):
             futures.append(client.submit(
-                write_split_shard, store.fs, attempt.path, name, token_urls, part_of[docs], offsets[docs],
-                lengths[docs], dtype, vocab_size, params.boundary, pure=False))
-            shard_tokens[split].append(int(lengths[docs].sum()))
-            listing.extend({"split": split, "shard": number, "position": pos, "id": ids[d], "tokens": int(lengths[d])}
-                           for pos, d in enumerate(docs.tolist()))
-    files = [entry for part in encoded for entry in part.files]
-    files.extend(entry for entries in client.gather(futures) for entry in entries)
-    store.fs.rm(f"{attempt.path}/{SCRATCH}", recursive=True)
-    files.append(attempt.write_bytes(LISTING, docs_listing(listing), rows=len(listing)))
+                write_split_shard, store.fs, attempt.path, f"{split}-{number:05d}", token_urls,
+                encoded.part_of[docs], encoded.offsets[docs], encoded.lengths[docs], dtype, vocab_size,
+                params.boundary, pure=False))
+            shard_tokens[split].append(int(encoded.lengths[docs].sum()))
+            listing.extend({"split": split, "shard": number, "position": pos, "id": encoded.ids[d],
+                            "tokens": int(encoded.lengths[d])} for pos, d in enumerate(docs.tolist()))
+    files = [entry for entries in client.gather(futures) for entry in entries]
+    return Shards(files, listing, shard_tokens)
 
-    doc_stats = DocStats()
-    for part in encoded:
-        doc_stats = doc_stats.merge(part.stats)
-    headline = {
+
+def pack_headline(doc_stats: DocStats, encoded: Encoded, val: np.ndarray, shards: Shards, dtype: str,
+                  tokenizer: TokenizerInfo, tokenizer_version: str, params: PackParams,
+                  eval_set: EvalNgrams) -> dict[str, Any]:
+    """The pack's figures, as the manifest carries them and training reads them."""
+    return {
         **doc_stats.headline(),
-        "tokens": int(lengths.sum()),
-        "tokens_train": sum(shard_tokens["train"]),
-        "tokens_val": sum(shard_tokens["val"]),
+        "tokens": int(encoded.lengths.sum()),
+        "tokens_train": sum(shards.tokens["train"]),
+        "tokens_val": sum(shards.tokens["val"]),
         "docs_train": int((~val).sum()),
         "docs_val": int(val.sum()),
         "docs_decontaminated": doc_stats.rejected.get(REASON_DECONTAMINATED, {}).get("docs", 0),
-        "shard_tokens": shard_tokens,
+        "shard_tokens": shards.tokens,
         "dtype": np.dtype(dtype).name,
         "boundary": params.boundary,
         "boundary_id": BOS_ID if params.boundary == "bos" else EOS_ID,
         "boundary_code": BOUNDARY_CODES[params.boundary],
-        "vocab_size": vocab_size,
+        "vocab_size": tokenizer.vocab_size,
         "tokenizer_version": tokenizer_version,
         "tokenizer_sha256": tokenizer.model_sha256,
         "decontaminate_ngrams": int(len(eval_set.hashes)),
     }
-    stats = {**doc_stats.to_json(), **headline,
-             "tokens_per_doc": {"bin_edges": length_bin_edges(), "counts": log2_histogram(pa.array(lengths))}}
-    files.append(attempt.write_json("stats.json", stats))
-    manifest = attempt.commit(settings, inputs, CODE_VERSION, files, headline, force=force)
-    return Version(manifest, cached=False)
+
+
+def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = False, input_version: str,
+             tokenizer_version: str) -> Version:
+    """Commit a pack version of `input_version` encoded with `tokenizer_version` (or find it cached):
+    encode, split, shard, list."""
+    key = VersionKey.of(STEP, CODE_VERSION, params, [input_version, tokenizer_version])
+
+    def write(attempt: Attempt) -> Written:
+        tokenizer = tokenizer_info(store, tokenizer_version)
+        eval_set = eval_ngrams(eval_texts(store, params.decontaminate), params.decontaminate_ngram_words)
+        dtype = token_dtype(tokenizer.vocab_size).str
+        encoded = encode(client, input_parts(store, input_version), attempt, tokenizer, dtype, params, eval_set)
+        val = split_val(encoded.ids, encoded.lengths, params.val_fraction, params.val_max_tokens)
+        shards = write_shards(client, store, attempt, encoded, val, dtype, tokenizer.vocab_size, params)
+        store.fs.rm(f"{attempt.path}/{SCRATCH}", recursive=True)
+        files = [entry for part in encoded.parts for entry in part.files] + shards.files
+        files.append(attempt.write_bytes(LISTING, docs_listing(shards.listing), rows=len(shards.listing)))
+        doc_stats = DocStats()
+        for part in encoded.parts:
+            doc_stats = doc_stats.merge(part.stats)
+        headline = pack_headline(doc_stats, encoded, val, shards, dtype, tokenizer, tokenizer_version, params,
+                                 eval_set)
+        lengths_histogram = {"bin_edges": length_bin_edges(), "counts": log2_histogram(pa.array(encoded.lengths))}
+        return Written(files, {**doc_stats.to_json(), **headline, "tokens_per_doc": lengths_histogram}, headline)
+
+    return commit_version(store, key, write, force=force)

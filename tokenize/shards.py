@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.versions import FileEntry
 

@@ -20,15 +20,17 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.step import (
     Version,
-    find_cached,
+    VersionKey,
+    Written,
+    commit_version,
     input_parts,
-    params_json,
     read_batches,
 )
-from tokenmill.corpus.store.versions import Store, version_id
+from tokenmill.corpus.store.versions import Attempt, Store
 from tokenmill.tokenize.model import (
     BOS_ID,
     EOS_ID,
@@ -231,63 +233,70 @@ def vocab_text(sp: Any) -> bytes:
     return "".join(lines).encode()
 
 
+class SampleStream:
+    """The training sentences of a deterministic sample, streamed from the Dask tasks as they
+    finish so no part's sample waits in the driver; the tallies and held-out texts fill in as
+    the trainer consumes it. The sample is chosen by a hash of the doc id (module docstring)."""
+
+    def __init__(self, client: Any, parts: list[str], params: TokenizerParams, input_version: str):
+        hist = sum(client.gather([client.submit(part_histogram, url, pure=False) for url in parts]))
+        if not np.any(hist):
+            raise InputError(f"tokenizer: version '{input_version}' has no text to train on")
+        self.sample_below, self.heldout_from = sample_cutoffs(hist, params)
+        self.max_bytes = params.max_sentence_length
+        self.futures = [client.submit(sample_part, url, self.sample_below, self.heldout_from, self.max_bytes,
+                                      pure=False) for url in parts]
+        self.tally: Counter = Counter()
+        self.heldout: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        for future in self.futures:
+            part = future.result()
+            future.release()
+            self.tally.update(part.counters)
+            self.heldout.extend(part.heldout)
+            for sentence in part.sentences:
+                self.tally["sentences"] += 1
+                if len(sentence.encode("utf-8", "surrogatepass")) > self.max_bytes:
+                    self.tally["sentences_skipped_too_long"] += 1
+                yield sentence
+
+
+def tokenizer_stats(sp: Any, sample: SampleStream, model_sha256: str, train_seconds: float,
+                    params: TokenizerParams, spec: dict[str, Any]) -> dict[str, Any]:
+    """The trained model's figures, its sample's tallies and its compression on held-out docs."""
+    is_byte = np.array([sp.IsByte(i) for i in range(sp.vocab_size())], dtype=bool)
+    return {
+        "vocab_size": sp.vocab_size(),
+        "train_seconds": round(train_seconds, 3),
+        "model_sha256": model_sha256,
+        "newline_id": sp.piece_to_id("\n") if "\n" in params.user_defined_symbols else None,
+        "sample_below": sample.sample_below,
+        "heldout_from": sample.heldout_from,
+        "sentences_skipped_too_long": 0,
+        "sample_docs_cut": 0,
+        **dict(sample.tally),
+        **heldout_figures(sp.encode(sample.heldout), sample.heldout, is_byte),
+        "trainer_spec": spec,
+    }
+
+
 def run_tokenizer(
     store: Store, params: TokenizerParams, client: Any, *, force: bool = False, input_version: str
 ) -> Version:
     """Commit a tokenizer version trained on a sample of `input_version` (or find it cached)."""
-    import sentencepiece as spm
+    key = VersionKey.of(STEP, CODE_VERSION, params, [input_version])
 
-    settings = params_json(params)
-    vid = version_id(STEP, settings, [input_version], CODE_VERSION)
-    cached = find_cached(store, vid, force)
-    if cached:
-        return cached
-    parts = input_parts(store, input_version)
-    hist = sum(client.gather([client.submit(part_histogram, url, pure=False) for url in parts]))
-    if not np.any(hist):
-        raise InputError(f"tokenizer: version '{input_version}' has no text to train on")
-    sample_below, heldout_from = sample_cutoffs(hist, params)
-    futures = [
-        client.submit(sample_part, url, sample_below, heldout_from, params.max_sentence_length, pure=False)
-        for url in parts
-    ]
-    tally: Counter = Counter()
-    heldout: list[str] = []
+    def write(attempt: Attempt) -> Written:
+        import sentencepiece as spm
 
-    def sentences() -> Iterator[str]:
-        for future in futures:
-            part = future.result()
-            future.release()
-            tally.update(part.counters)
-            heldout.extend(part.heldout)
-            for sentence in part.sentences:
-                tally["sentences"] += 1
-                if len(sentence.encode("utf-8", "surrogatepass")) > params.max_sentence_length:
-                    tally["sentences_skipped_too_long"] += 1
-                yield sentence
+        sample = SampleStream(client, input_parts(store, input_version), params, input_version)
+        spec = trainer_spec(params)
+        started = time.perf_counter()
+        model = _train(iter(sample), spec)
+        train_seconds = time.perf_counter() - started
+        sp = spm.SentencePieceProcessor(model_proto=model)
+        files = [attempt.write_bytes(MODEL_FILE, model), attempt.write_bytes(VOCAB_FILE, vocab_text(sp))]
+        return Written(files, tokenizer_stats(sp, sample, files[0].sha256, train_seconds, params, spec))
 
-    spec = trainer_spec(params)
-    attempt = store.begin(STEP, vid)
-    started = time.perf_counter()
-    model = _train(sentences(), spec)
-    train_seconds = time.perf_counter() - started
-    sp = spm.SentencePieceProcessor(model_proto=model)
-    files = [attempt.write_bytes(MODEL_FILE, model), attempt.write_bytes(VOCAB_FILE, vocab_text(sp))]
-    is_byte = np.array([sp.IsByte(i) for i in range(sp.vocab_size())], dtype=bool)
-    stats = {
-        "vocab_size": sp.vocab_size(),
-        "train_seconds": round(train_seconds, 3),
-        "model_sha256": files[0].sha256,
-        "newline_id": sp.piece_to_id("\n") if "\n" in params.user_defined_symbols else None,
-        "sample_below": sample_below,
-        "heldout_from": heldout_from,
-        "sentences_skipped_too_long": 0,
-        "sample_docs_cut": 0,
-        **dict(tally),
-        **heldout_figures(sp.encode(heldout), heldout, is_byte),
-    }
-    stats["trainer_spec"] = spec
-    files.append(attempt.write_json("stats.json", stats))
-    manifest = attempt.commit(settings, [input_version], CODE_VERSION, files, stats, force=force)
-    return Version(manifest, cached=False)
-
+    return commit_version(store, key, write, force=force)

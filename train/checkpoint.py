@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from tokenmill.corpus.store.errors import InputError
 
 

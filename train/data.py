@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.tokenize.shards import Shard, shard_paths
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tokenmill.corpus.store.errors import ConfigError
 
 # Dense bf16 peak of one device, from the vendors' datasheets (SXM parts; PCIe H100 is 756 TFLOPS).

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from tokenmill.train.device import Runtime
 
 

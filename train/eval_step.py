@@ -10,9 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from tokenmill.corpus.store.errors import InputError
-from tokenmill.corpus.store.step import Version, find_cached, params_json
-from tokenmill.corpus.store.versions import Store, version_id
+from tokenmill.corpus.store.step import (
+    Version,
+    VersionKey,
+    Written,
+    commit_version,
+    params_json,
+)
+from tokenmill.corpus.store.versions import Attempt, Store
 from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.tokenize.model import tokenizer_model
 from tokenmill.tokenize.shards import Shard
@@ -80,20 +87,19 @@ def run_eval(store: Store, params: EvalParams, client: Any, *, force: bool = Fal
     unused: scoring runs in this process on the chosen device."""
     eval_set = load_eval_set(store, params)
     settings = params_json(params)
-    vid = version_id(STEP, {**settings, "_eval_sha256": eval_set.sha256}, [run_version], CODE_VERSION)
-    cached = find_cached(store, vid, force)
-    if cached:
-        return cached
-    runtime = setup_runtime(params.device)
-    run = store.manifest(run_version)
-    pack_version, tokenizer_version = run.inputs[0], run.inputs[1]
-    model = run_model(store, run_version, runtime.device)
-    boundary_id = int(store.manifest(pack_version).stats["boundary_id"])
-    val = [Shard(p) for p in pack_shards(store, pack_version, "val")]
-    attempt = store.begin(STEP, vid)
-    scores = score_model(model, tokenizer_model(store, tokenizer_version), boundary_id, runtime, eval_set, val, params)
-    stats = {**scores, "run_version": run_version, "device": str(runtime.device), "torch_version": torch.__version__}
-    files = [attempt.write_json("stats.json", stats)]
-    manifest = attempt.commit(settings, [run_version], CODE_VERSION, files, stats, fingerprint=eval_set.sha256,
-                              force=force)
-    return Version(manifest, cached=False)
+    key = VersionKey(STEP, CODE_VERSION, settings, (run_version,), {**settings, "_eval_sha256": eval_set.sha256},
+                     fingerprint=eval_set.sha256)
+
+    def write(attempt: Attempt) -> Written:
+        runtime = setup_runtime(params.device)
+        run = store.manifest(run_version)
+        pack_version, tokenizer_version = run.inputs[0], run.inputs[1]
+        model = run_model(store, run_version, runtime.device)
+        boundary_id = int(store.manifest(pack_version).stats["boundary_id"])
+        val = [Shard(p) for p in pack_shards(store, pack_version, "val")]
+        scores = score_model(model, tokenizer_model(store, tokenizer_version), boundary_id, runtime, eval_set, val,
+                             params)
+        return Written([], {**scores, "run_version": run_version, "device": str(runtime.device),
+                            "torch_version": torch.__version__})
+
+    return commit_version(store, key, write, force=force)

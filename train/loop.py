@@ -18,9 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from tokenmill.corpus.store.errors import ConfigError, InputError
-from tokenmill.corpus.store.step import Version, find_cached, params_json
-from tokenmill.corpus.store.versions import FileEntry, Store, folder_of, version_id
+from tokenmill.corpus.store.step import (
+    Version,
+    VersionKey,
+    Written,
+    cached_version,
+    commit_version,
+    params_json,
+)
+from tokenmill.corpus.store.versions import Attempt, FileEntry, Store, folder_of
 from tokenmill.tokenize.model import tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import (
@@ -226,9 +234,10 @@ def _run_train(store: Store, params: TrainParams, force: bool, input_version: st
     eval_set = load_eval_set(store, params)
     settings = params_json(params)
     identity = {k: v for k, v in settings.items() if k not in RUN_CONTROL} | {"_eval_sha256": eval_set.sha256}
-    inputs = [input_version, tokenizer_version] + ([params.init_from] if params.init_from else [])
-    vid = version_id(STEP, identity, inputs, CODE_VERSION)
-    cached = find_cached(store, vid, force)
+    inputs = (input_version, tokenizer_version) + ((params.init_from,) if params.init_from else ())
+    key = VersionKey(STEP, CODE_VERSION, settings, inputs, identity, fingerprint=eval_set.sha256)
+    vid = key.id
+    cached = cached_version(store, key, force)
     if cached:
         return cached
 
@@ -256,11 +265,6 @@ def _run_train(store: Store, params: TrainParams, force: bool, input_version: st
 
     scores = score_model(trainer.raw, tokenizer_model(store, tokenizer_version), int(pack.stats["boundary_id"]),
                          runtime, eval_set, val_shards, params)
-    attempt = store.begin(STEP, vid)
-    weights = save_checkpoint(store.fs, f"{attempt.path}/{WEIGHTS}",
-                              {"model": trainer.raw.state_dict(), "config": plan.config.model_dump()})
-    files = [FileEntry(path=WEIGHTS, bytes=weights, sha256=file_sha256(store, f"{attempt.path}/{WEIGHTS}")),
-             write_metrics(store, attempt.path, trainer.state.metrics)]
     metrics = trainer.state.metrics
     stats = {
         **scores,
@@ -283,8 +287,15 @@ def _run_train(store: Store, params: TrainParams, force: bool, input_version: st
         "init_from": params.init_from,
         "started_from": begun,
     }
-    files.append(attempt.write_json("stats.json", stats))
-    manifest = attempt.commit(settings, inputs, CODE_VERSION, files, stats, fingerprint=eval_set.sha256, force=force)
+
+    def write(attempt: Attempt) -> Written:
+        weights = save_checkpoint(store.fs, f"{attempt.path}/{WEIGHTS}",
+                                  {"model": trainer.raw.state_dict(), "config": plan.config.model_dump()})
+        files = [FileEntry(path=WEIGHTS, bytes=weights, sha256=file_sha256(store, f"{attempt.path}/{WEIGHTS}")),
+                 write_metrics(store, attempt.path, metrics)]
+        return Written(files, stats)
+
+    version = commit_version(store, key, write, force=force)
     store.fs.rm(work, recursive=True)
     barrier(runtime)
-    return Version(manifest, cached=False)
+    return version

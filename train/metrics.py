@@ -7,6 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from tokenmill.corpus.store.versions import FileEntry, Store
 
 METRICS = "metrics.parquet"

@@ -12,8 +12,9 @@ import math
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from tokenmill.corpus.store.errors import ConfigError
 from torch import nn
+
+from tokenmill.corpus.store.errors import ConfigError
 
 
 class ModelConfig(BaseModel):

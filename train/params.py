@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from tokenmill.corpus.ingest.pydocs import PYTHON_TOPICS_URL
 
 DEFAULT_STEPS = 200

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from tokenmill.corpus.text import re2 as clean_re2
 from tokenmill.corpus.text.re2 import re2_class
 

@@ -18,10 +18,12 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+
 from tokenmill.corpus.clean.ftfy_fast import fix_column, fix_text, needs_ftfy_mask
 from tokenmill.corpus.store.parts import Batch, rejected_rows
 from tokenmill.corpus.store.step import (
     Version,
+    VersionKey,
     input_parts,
     read_batches,
     run_docs_step,
@@ -260,14 +262,6 @@ def clean_part(url: str, params: CleanParams) -> Iterator[Batch]:
 
 def run_clean(store: Store, params: CleanParams, client: Any, *, force: bool = False, input_version: str) -> Version:
     """Commit the cleaned version of `input_version` (or find it cached)."""
-    return run_docs_step(
-        store,
-        client,
-        step=STEP,
-        code_version=CODE_VERSION,
-        params=params,
-        inputs=[input_version],
-        tasks=input_parts(store, input_version),
-        process=functools.partial(clean_part, params=params),
-        force=force,
-    )
+    key = VersionKey.of(STEP, CODE_VERSION, params, [input_version])
+    tasks = input_parts(store, input_version)
+    return run_docs_step(store, client, key, tasks, functools.partial(clean_part, params=params), force=force)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 import httpx
+
 from tokenmill.corpus.crawl.page import media_type
 from tokenmill.corpus.crawl.params import CrawlParams
 from tokenmill.corpus.crawl.robots import Robots, parse_robots

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from tokenmill.corpus.crawl.fetch import Fetched
 
 JOURNAL = "journal.jsonl"

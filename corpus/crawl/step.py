@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import pyarrow as pa
+
 from tokenmill.corpus.crawl.journal import load_journal
 from tokenmill.corpus.crawl.loop import Outcome, crawl
 from tokenmill.corpus.crawl.params import CrawlParams
@@ -35,8 +36,8 @@ from tokenmill.corpus.ingest.readers import doc_id
 from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.parts import Batch, write_part
 from tokenmill.corpus.store.schema import DOC_SCHEMA, REJECTED_SCHEMA
-from tokenmill.corpus.store.step import Version, find_cached, params_json
-from tokenmill.corpus.store.versions import Store, canonical_json, version_id
+from tokenmill.corpus.store.step import Version, VersionKey, Written, commit_version, params_json
+from tokenmill.corpus.store.versions import Attempt, Store, canonical_json
 
 STEP = "crawl"
 CODE_VERSION = "crawl-v1"
@@ -158,15 +159,15 @@ def run_crawl(store: Store, params: CrawlParams, client: Any, *, force: bool = F
     check_crawl(params)
     seeds = crawl_seeds(params)
     settings = params_json(params)
-    key = hashlib.sha256(canonical_json({"settings": settings, "seeds": seeds, "code": CODE_VERSION})).hexdigest()[:16]
-    folder = state_folder(store, key)
+    state_key = hashlib.sha256(canonical_json({"settings": settings, "seeds": seeds, "code": CODE_VERSION})).hexdigest()
+    folder = state_folder(store, state_key[:16])
     committed = folder / COMMITTED
     if force:
         shutil.rmtree(folder, ignore_errors=True)
     elif committed.exists():
-        cached = find_cached(store, orjson.loads(committed.read_bytes())["id"], force=False)
-        if cached:
-            return cached
+        vid = orjson.loads(committed.read_bytes())["id"]
+        if store.exists(vid):
+            return Version(store.manifest(vid), cached=True)
     started = datetime.now(timezone.utc)
     state = load_journal(folder)
     outcomes, fetch_seconds = crawl(params, seeds, crawl_scope(params, seeds), client, folder, state)
@@ -182,22 +183,16 @@ def run_crawl(store: Store, params: CrawlParams, client: Any, *, force: bool = F
 def commit_crawl(store: Store, params: CrawlParams, outcomes: dict[str, Outcome], summary: dict[str, Any],
                  folder: Path, force: bool) -> Version:
     """Write the rows (and WARC) of a finished crawl and commit them, unless that version exists."""
-    settings = params_json(params)
-    content = fingerprint(outcomes)
-    vid = version_id(STEP, {**settings, "_fingerprint": content}, [], CODE_VERSION)
-    cached = find_cached(store, vid, force)
-    if cached:
-        return cached
-    attempt = store.begin(STEP, vid)
-    started = datetime.fromisoformat(summary["started_at"])
-    part = write_part(attempt.uri, 0, outcome_batches(outcomes, started), DOC_SCHEMA, REJECTED_SCHEMA)
-    files = list(part.files)
-    if params.warc:
-        from tokenmill.corpus.crawl.warc import write_warc
+    key = VersionKey.of(STEP, CODE_VERSION, params, fingerprint=fingerprint(outcomes))
 
-        files.append(write_warc(attempt, outcomes, folder))
-    files.append(attempt.write_json("stats.json", {**part.stats.to_json(), "crawl": summary}))
-    manifest = attempt.commit(
-        settings, [], CODE_VERSION, files, {**part.stats.headline(), **summary}, fingerprint=content, force=force
-    )
-    return Version(manifest, cached=False)
+    def write(attempt: Attempt) -> Written:
+        started = datetime.fromisoformat(summary["started_at"])
+        part = write_part(attempt.uri, 0, outcome_batches(outcomes, started), DOC_SCHEMA, REJECTED_SCHEMA)
+        files = list(part.files)
+        if params.warc:
+            from tokenmill.corpus.crawl.warc import write_warc
+
+            files.append(write_warc(attempt, outcomes, folder))
+        return Written(files, {**part.stats.to_json(), "crawl": summary}, {**part.stats.headline(), **summary})
+
+    return commit_version(store, key, write, force=force)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from tokenmill.corpus.dedup.components import (
     EDGES_META,
     distributed_labels,

@@ -23,6 +23,7 @@ from datasketch.minhash import (
     _max_hash,
     _mersenne_prime,
 )
+
 from tokenmill.corpus.dedup import sha1
 
 SCHEMES = ("affine32", "affine64", "legacy")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
@@ -26,24 +27,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tokenmill.corpus.dedup import minhash
 from tokenmill.corpus.dedup.clusters import (
+    REASON_EXACT,
+    REASON_MINHASH,
     ClusterSettings,
     assign_clusters,
     cluster_report,
     with_nodes,
 )
-from tokenmill.corpus.dedup import minhash
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.parts import Batch, PartWriter, run_parts
 from tokenmill.corpus.store.schema import DOC_FIELDS, rejected_schema
-from tokenmill.corpus.store.step import (
-    Version,
-    find_cached,
-    input_parts,
-    params_json,
-    read_batches,
-)
-from tokenmill.corpus.store.versions import FileEntry, Store, version_id
+from tokenmill.corpus.store.stats import DocStats
+from tokenmill.corpus.store.step import Version, VersionKey, Written, commit_version, input_parts, read_batches
+from tokenmill.corpus.store.versions import Attempt, FileEntry, Store
 
 STEP = "dedup"
 CODE_VERSION = "dedup-v2"
@@ -283,54 +282,67 @@ def cluster_settings(params: DedupParams, npartitions: int) -> ClusterSettings:
     )
 
 
-def run_dedup(store: Store, params: DedupParams, client: Any, *, force: bool = False, input_version: str) -> Version:
-    """Commit the deduplicated version of `input_version` (or find it cached)."""
+@dataclass(frozen=True)
+class Signed:
+    """What the signing stage wrote: one signatures file per input part, and its counts."""
+
+    files: list[FileEntry]
+    docs: int
+    shingles: int
+
+
+def sign(client: Any, parts: list[str], attempt: Attempt, params: DedupParams) -> Signed:
+    """Stage 1: every input part signed in its own Dask task, into `signatures/`."""
+    signed = client.gather([client.submit(sign_part, i, url, attempt.uri, params, pure=False)
+                            for i, url in enumerate(parts)])
+    return Signed([entry for entry, _ in signed], sum(c["signed_docs"] for _, c in signed),
+                  sum(c["shingles"] for _, c in signed))
+
+
+def cluster(store: Store, signed: Signed, attempt: Attempt, params: DedupParams) -> dict[str, Any]:
+    """Stage 2: clusters of this version's docs (and of the `against` versions') written to `clusters/`;
+    returns the clustering's counts and cluster-size report."""
     import dask.dataframe as dd
 
-    check_against(store, params)
-    inputs = [input_version, *params.against]
-    settings = params_json(params)
-    vid = version_id(STEP, settings, inputs, CODE_VERSION)
-    cached = find_cached(store, vid, force)
-    if cached:
-        return cached
-    parts = input_parts(store, input_version)
-    attempt = store.begin(STEP, vid)
-    futures = [client.submit(sign_part, i, url, attempt.uri, params, pure=False) for i, url in enumerate(parts)]
-    signed = client.gather(futures)
-    sig_files = [entry for entry, _ in signed]
-    frames = [signature_frame([f"{attempt.uri}/{e.path}" for e in sig_files], 0)]
+    frames = [signature_frame([f"{attempt.uri}/{e.path}" for e in signed.files], 0)]
     frames += [against_frame(store, v, src) for src, v in enumerate(params.against, start=1)]
     docs = dd.concat(frames) if len(frames) > 1 else frames[0]
-    signed_docs = sum(c["signed_docs"] for _, c in signed)
-    default_partitions = min(docs.npartitions, -(-signed_docs // DOCS_PER_SHUFFLE_PARTITION))
+    default_partitions = min(docs.npartitions, -(-signed.docs // DOCS_PER_SHUFFLE_PARTITION))
     mapping, counts = assign_clusters(docs, cluster_settings(params, max(default_partitions, 1)))
-    clusters_url = f"{attempt.uri}/{CLUSTERS}"
-    write_clusters(mapping, clusters_url)
-    report = cluster_report(mapping)
-    files, stats = run_parts(
-        client,
-        list(enumerate(parts)),
-        partial(write_part_docs, clusters_url=clusters_url),
-        attempt.uri,
-        KEPT_SCHEMA,
-        rejected_schema(KEPT_SCHEMA),
-        f"{STEP} {vid}",
-    )
-    files += sig_files + folder_entries(store, attempt.path, CLUSTERS)
-    extra = {
-        "exact_removed": stats.rejected.get("dedup:exact", {}).get("docs", 0),
-        "near_removed": stats.rejected.get("dedup:minhash", {}).get("docs", 0),
+    write_clusters(mapping, f"{attempt.uri}/{CLUSTERS}")
+    return {**counts, **cluster_report(mapping)}
+
+
+def dedup_figures(stats: DocStats, params: DedupParams, signed: Signed) -> dict[str, Any]:
+    """The step's own figures beside the shared doc stats."""
+    return {
+        "exact_removed": stats.rejected.get(REASON_EXACT, {}).get("docs", 0),
+        "near_removed": stats.rejected.get(REASON_MINHASH, {}).get("docs", 0),
         "bands": params.bands,
         "rows": params.rows,
         "threshold": params.threshold,
         "s_curve_at_threshold": round(minhash.s_curve(params.threshold, params.bands, params.rows), 6),
-        "signed_docs": signed_docs,
-        "shingles": sum(c["shingles"] for _, c in signed),
-        **counts,
-        **report,
+        "signed_docs": signed.docs,
+        "shingles": signed.shingles,
     }
-    files.append(attempt.write_json("stats.json", {**stats.to_json(), **extra}))
-    headline = {**stats.headline(), "exact_removed": extra["exact_removed"], "near_removed": extra["near_removed"]}
-    manifest = attempt.commit(settings, inputs, CODE_VERSION, files, headline, force=force)
-    return Version(manifest, cached=False)
+
+
+def run_dedup(store: Store, params: DedupParams, client: Any, *, force: bool = False, input_version: str) -> Version:
+    """Commit the deduplicated version of `input_version` (or find it cached): sign, cluster, write."""
+    check_against(store, params)
+    key = VersionKey.of(STEP, CODE_VERSION, params, [input_version, *params.against])
+
+    def write(attempt: Attempt) -> Written:
+        parts = input_parts(store, input_version)
+        signed = sign(client, parts, attempt, params)
+        clustering = cluster(store, signed, attempt, params)
+        files, stats = run_parts(client, list(enumerate(parts)),
+                                 partial(write_part_docs, clusters_url=f"{attempt.uri}/{CLUSTERS}"),
+                                 attempt.uri, KEPT_SCHEMA, rejected_schema(KEPT_SCHEMA), f"{STEP} {key.id}")
+        figures = dedup_figures(stats, params, signed)
+        headline = {**stats.headline(), "exact_removed": figures["exact_removed"],
+                    "near_removed": figures["near_removed"]}
+        files += signed.files + folder_entries(store, attempt.path, CLUSTERS)
+        return Written(files, {**stats.to_json(), **figures, **clustering}, headline)
+
+    return commit_version(store, key, write, force=force)

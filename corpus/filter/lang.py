@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+
 from tokenmill.corpus.filter.lid176.model import Lid176, load
 from tokenmill.corpus.filter.spec import (
     FRAC_BINS,
@@ -99,7 +100,7 @@ def language_signals(batch: TextBatch, params: LanguageParams) -> dict[str, Any]
 
 def language_rules(s: Columns, p: LanguageParams) -> Rules:
     outside = np.zeros(len(s["score"]), dtype=bool) if "*" in p.keep else ~np.isin(s["lang"], p.keep)
-    return [rule("keep", outside), rule("min_score", s["score"] < p.min_score)]
+    return [rule("not_kept", outside), rule("min_score", s["score"] < p.min_score)]
 
 
 LANGUAGE = FilterSpec(

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+
 from tokenmill.corpus.filter.spec import TransformSpec, as_numpy, count_regex
 from tokenmill.corpus.text.re2 import map_rows
 

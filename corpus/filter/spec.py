@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
+
 from tokenmill.corpus.filter.kernels.bytes import Lines, stripped_lines
 from tokenmill.corpus.text.utf8 import count_in, re2_space, utf8_bytes, word_starts
 

@@ -17,221 +17,35 @@ from __future__ import annotations
 import functools
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any
 
 import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from tokenmill.corpus.filter.gopher import (
-    GOPHER_QUALITY,
-    GOPHER_REPETITION,
-    GopherQualityParams,
-    GopherRepetitionParams,
+
+from tokenmill.corpus.filter.lang import LANGUAGE, check_dependency
+from tokenmill.corpus.filter.params import FILTERS, FilterParams
+from tokenmill.corpus.filter.signals import (
+    SIGNALS_META,
+    apply_transforms,
+    carried_keys,
+    compute_signals,
+    input_schema,
+    signal_histograms,
+    signal_plans,
 )
-from tokenmill.corpus.filter.lang import LANGUAGE, LanguageParams, check_dependency
-from tokenmill.corpus.filter.pii import PII, PiiParams
-from tokenmill.corpus.filter.spec import (
-    FilterSpec,
-    TextBatch,
-    TransformSpec,
-    as_numpy,
-    histogram,
-)
-from tokenmill.corpus.filter.url import URL_BLOCKLIST, UrlBlocklistParams
-from tokenmill.corpus.filter.web import (
-    C4,
-    FINEWEB,
-    LENGTH,
-    C4Params,
-    FineWebParams,
-    LengthParams,
-)
-from tokenmill.corpus.store.parts import Batch, PartWriter
-from tokenmill.corpus.store.progress import track
+from tokenmill.corpus.filter.spec import FilterSpec, TransformSpec, as_numpy
+from tokenmill.corpus.store.parts import Batch
 from tokenmill.corpus.store.schema import DOC_SCHEMA
-from tokenmill.corpus.store.step import (
-    Version,
-    find_cached,
-    input_parts,
-    params_json,
-    read_batches,
-    run_docs_step,
-)
-from tokenmill.corpus.store.versions import Store, version_id
+from tokenmill.corpus.store.step import Version, VersionKey, cached_version, input_parts, read_batches, run_docs_step
+from tokenmill.corpus.store.versions import Store
 
 STEP = "filter"
-CODE_VERSION = "filter-v1"
-SIGNALS_STEP = "signals"
-SIGNALS_META = b"tokenmill.signals"
-
-FILTERS: dict[str, FilterSpec | TransformSpec] = {
-    spec.name: spec for spec in (LENGTH, URL_BLOCKLIST, LANGUAGE, GOPHER_QUALITY, GOPHER_REPETITION, C4, FINEWEB, PII)
-}
-FilterName = Literal["length", "url_blocklist", "language", "gopher_quality", "gopher_repetition", "c4", "fineweb", "pii"]
-
-
-class FilterParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    filters: list[FilterName] = Field(
-        default_factory=lambda: [
-            "length", "url_blocklist", "language", "gopher_quality", "gopher_repetition", "c4", "fineweb", "pii"
-        ],
-        description="the filters to apply, in order; a doc is dropped by the first rule it fails",
-    )
-    length: LengthParams = Field(default_factory=LengthParams, description="min/max characters and words")
-    url_blocklist: UrlBlocklistParams = Field(default_factory=UrlBlocklistParams, description="blocked domains, URLs")
-    language: LanguageParams = Field(default_factory=LanguageParams, description="fastText lid.176 language ID")
-    gopher_quality: GopherQualityParams = Field(default_factory=GopherQualityParams, description="Gopher quality")
-    gopher_repetition: GopherRepetitionParams = Field(
-        default_factory=GopherRepetitionParams, description="Gopher repetition"
-    )
-    c4: C4Params = Field(default_factory=C4Params, description="C4 page-level rules")
-    fineweb: FineWebParams = Field(default_factory=FineWebParams, description="FineWeb line rules")
-    pii: PiiParams = Field(default_factory=PiiParams, description="PII redaction (a transform, not a drop)")
-
-    @field_validator("filters")
-    @classmethod
-    def _unique(cls, filters: list[str]) -> list[str]:
-        repeated = sorted({f for f in filters if filters.count(f) > 1})
-        if repeated:
-            raise ValueError(f"filters listed twice: {repeated}")
-        return filters
-
-
-def signal_keys(params: FilterParams) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Per signal filter: (key, identity). The identity is all the signals depend on, whatever the input."""
-    keys = {}
-    transforms: list[dict[str, Any]] = []
-    for name in params.filters:
-        spec, settings = FILTERS[name], getattr(params, name)
-        if isinstance(spec, TransformSpec):
-            transforms.append({"transform": name, "params": settings.model_dump(mode="json")})
-            continue
-        identity = {"filter": name, "settings": spec.signal_settings(settings), "transforms_before": list(transforms)}
-        keys[name] = (version_id(SIGNALS_STEP, identity, [], spec.signal_version), identity)
-    return keys
-
-
-def input_schema(parts: list[str]) -> pa.Schema:
-    if not parts:
-        return DOC_SCHEMA
-    with fsspec.open(parts[0], "rb") as f:
-        return pq.read_schema(f)
-
-
-def carried_keys(schema: pa.Schema) -> dict[str, str]:
-    """The signal keys an input's columns were computed with (empty for versions of other steps)."""
-    raw = (schema.metadata or {}).get(SIGNALS_META)
-    return json.loads(raw) if raw else {}
-
-
-def apply_transforms(table: pa.Table, name: str, params: FilterParams, counters: Counter) -> pa.Table:
-    text, counts = FILTERS[name].apply(table["text"].combine_chunks(), getattr(params, name))
-    counters.update(counts)
-    return table.set_column(table.schema.get_field_index("text"), "text", text)
-
-
-def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterParams) -> dict[str, Any]:
-    """Phase 1 task: the signals of the filters in `outputs` for one input part, one file each, and
-    the histograms of the values written (so no later pass rereads them)."""
-    writers = {
-        name: PartWriter(f"{uri}/part-{index:05d}.parquet", f"part-{index:05d}.parquet", pa.schema(FILTERS[name].fields()))
-        for name, uri in outputs.items()
-    }
-    histograms: dict[str, list[dict[str, list[int]]]] = {name: [] for name in outputs}  # per batch
-    counters: Counter = Counter()
-    order = params.filters
-    last = max((order.index(name) for name in outputs), default=-1)  # transforms after it change no signal
-    for table in read_batches(url, columns=["text", "source"]):
-        batch = TextBatch(table)
-        for name in order[: last + 1]:
-            spec = FILTERS[name]
-            if isinstance(spec, TransformSpec):
-                batch = TextBatch(apply_transforms(batch.table, name, params, counters))
-            elif name in writers:
-                values = spec.compute(batch, getattr(params, name))
-                columns = [pa.array(values[s.name], s.type) for s in spec.signals]
-                written = pa.Table.from_arrays(columns, schema=writers[name].schema)
-                writers[name].write(written)
-                histograms[name].append(table_histograms(written, signal_bins(spec)))
-    return {
-        name: (writer.close(keep_empty=True), summed_counts(FILTERS[name], histograms[name]))
-        for name, writer in writers.items()
-    }
-
-
-def signal_bins(spec: FilterSpec) -> dict[str, tuple[float, ...]]:
-    """Histogram edges per signal column that has them."""
-    return {spec.column(s.name): s.bins for s in spec.signals if s.bins}
-
-
-def summed_counts(spec: FilterSpec, parts: Iterable[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """Per signal column, the histogram counts of all `parts` (column -> counts) added up."""
-    counts = {column: np.zeros(len(bins) + 1, dtype=np.int64) for column, bins in signal_bins(spec).items()}
-    for part in parts:
-        for column, values in part.items():
-            counts[column] += values
-    return counts
-
-
-def histogram_stats(spec: FilterSpec, counts: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The stats form of signal histograms: per column, its edges and counts."""
-    edges = signal_bins(spec)
-    return {column: {"edges": list(edges[column]), "counts": values.tolist()} for column, values in counts.items()}
-
-
-def compute_signals(store: Store, client: Any, input_version: str, params: FilterParams, missing: dict) -> dict:
-    """Phase 1: one pass over the input computing every missing signals version; docs computed per filter."""
-    attempts = {name: store.begin(SIGNALS_STEP, entry[0]) for name, entry in missing.items()}
-    outputs = {name: attempt.uri for name, attempt in attempts.items()}
-    parts = input_parts(store, input_version)
-    futures = [client.submit(signals_part, i, url, outputs, params, pure=False) for i, url in enumerate(parts)]
-    results = list(track(futures, "filter: signals"))
-    computed = {}
-    for name, attempt in attempts.items():
-        files = sorted((result[name][0] for result in results), key=lambda entry: entry.path)
-        docs = sum(entry.rows for entry in files)
-        spec = FILTERS[name]
-        counts = summed_counts(spec, [result[name][1] for result in results])
-        stats = {"docs": docs, "columns": [f.name for f in spec.fields()], "histograms": histogram_stats(spec, counts)}
-        files.append(attempt.write_json("stats.json", stats))
-        identity = missing[name][1]
-        attempt.commit({**identity, "key": missing[name][2]}, [input_version], spec.signal_version, files, stats)
-        computed[name] = docs
-    return computed
-
-
-def table_histograms(table: pa.Table, columns: Mapping[str, tuple[float, ...]]) -> dict[str, list[int]]:
-    return {column: histogram(as_numpy(table[column]), bins) for column, bins in columns.items()}
-
-
-def part_histograms(url: str, columns: Mapping[str, tuple[float, ...]]) -> dict[str, list[int]]:
-    with fsspec.open(url, "rb") as f:
-        return table_histograms(pq.read_table(f, columns=list(columns)), columns)
-
-
-def signal_histograms(store: Store, client: Any, signal_vids: dict[str, str], carried: dict[str, list[str]]) -> dict:
-    """Per signal column: histogram edges and counts over every input row. A signals version keeps
-    them in its stats; signals carried in the input's columns (or stored without them) are read
-    and counted by Dask."""
-    out: dict[str, Any] = {}
-    sources = dict(carried)
-    for name, vid in signal_vids.items():
-        stored = store.read_json(vid, "stats.json").get("histograms")
-        if stored is None:
-            sources[name] = store.files(vid)
-        else:
-            out.update(stored)
-    for name, urls in sources.items():
-        spec = FILTERS[name]
-        parts = client.gather([client.submit(part_histograms, url, signal_bins(spec), pure=False) for url in urls])
-        out.update(histogram_stats(spec, summed_counts(spec, parts)))
-    return out
+# v2: the language filter's drop reason says what happened, `filter:language.not_kept` (was `.keep`).
+CODE_VERSION = "filter-v2"
 
 
 def decide_batch(table: pa.Table, signals: dict[str, pa.Table], params: FilterParams, counters: Counter) -> Batch:
@@ -295,51 +109,34 @@ def check_filter(params: FilterParams) -> None:
     """Before any work: the language model's package is installed and list files are readable."""
     if "language" in params.filters:
         check_dependency()
-    signal_keys(params)
+    signal_plans(params)
 
 
 def run_filter(store: Store, params: FilterParams, client: Any, *, force: bool = False, input_version: str) -> Version:
     """Commit the filtered version of `input_version`, computing only the signals not yet stored."""
     check_filter(params)
-    keys = signal_keys(params)
+    plans = signal_plans(params)
     parts = input_parts(store, input_version)
     schema = input_schema(parts)
     carried = carried_keys(schema)
-    from_input = {name for name, (key, _) in keys.items() if carried.get(name) == key}
-    signal_vids = {
-        name: version_id(SIGNALS_STEP, identity, [input_version], FILTERS[name].signal_version)
-        for name, (_, identity) in keys.items()
-        if name not in from_input
-    }
-    inputs = [input_version, *signal_vids.values()]
-    cached = find_cached(store, version_id(STEP, params_json(params), inputs, CODE_VERSION), force)
+    stored = {name: plan for name, plan in plans.items() if carried.get(name) != plan.key}
+    signal_vids = {name: plan.version(input_version).id for name, plan in stored.items()}
+    key = VersionKey.of(STEP, CODE_VERSION, params, [input_version, *signal_vids.values()])
+    cached = cached_version(store, key, force)
     if cached:
         return cached
-    missing = {
-        name: (vid, keys[name][1], keys[name][0])
-        for name, vid in signal_vids.items()
-        if force or not store.exists(vid)
-    }
+    missing = [plan for name, plan in stored.items() if force or not store.exists(signal_vids[name])]
     computed = compute_signals(store, client, input_version, params, missing) if missing else {}
     signal_files = {name: store.files(vid) for name, vid in signal_vids.items()}
     tasks = [(url, {name: files[i] for name, files in signal_files.items()}) for i, url in enumerate(parts)]
+    carried_parts = {name: parts for name in plans if name not in stored}
     extra = {
         "signals": {
-            "computed_docs": {name: computed.get(name, 0) for name in keys},
-            "versions": {name: signal_vids.get(name, "input columns") for name in keys},
-            "histograms": signal_histograms(store, client, signal_vids, {name: parts for name in from_input}),
+            "computed_docs": {name: computed.get(name, 0) for name in plans},
+            "versions": {name: signal_vids.get(name, "input columns") for name in plans},
+            "histograms": signal_histograms(store, client, signal_vids, carried_parts),
         }
     }
-    return run_docs_step(
-        store,
-        client,
-        step=STEP,
-        code_version=CODE_VERSION,
-        params=params,
-        inputs=inputs,
-        tasks=tasks,
-        process=functools.partial(decide_part, params=params),
-        kept_schema=output_schema(schema, params, {name: key for name, (key, _) in keys.items()}),
-        force=force,
-        extra_stats=extra,
-    )
+    kept_schema = output_schema(schema, params, {name: plan.key for name, plan in plans.items()})
+    return run_docs_step(store, client, key, tasks, functools.partial(decide_part, params=params),
+                         kept_schema=kept_schema, force=force, extra_stats=extra)

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
+
 from tokenmill.corpus.filter.spec import (
     FLAG_BINS,
     Columns,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
+
 from tokenmill.corpus.filter.kernels.c4 import (
     CURLY_BRACKET,
     LOREM_IPSUM,

@@ -17,11 +17,12 @@ from typing import Any, Literal
 import fsspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
 from tokenmill.corpus.ingest import pydocs, readers
 from tokenmill.corpus.ingest.readers import Chunk, RowBuffer, doc_id
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.parts import Batch
-from tokenmill.corpus.store.step import Version, run_docs_step
+from tokenmill.corpus.store.step import Version, VersionKey, run_docs_step
 from tokenmill.corpus.store.versions import Store
 
 STEP = "load"
@@ -59,6 +60,11 @@ class LoadParams(BaseModel):
     text_field: str = Field(default="text", description="JSONL field or Parquet column holding the text")
     source_field: str | None = Field(
         default=None, description="JSONL field or Parquet column holding the URL (default: the file path)"
+    )
+    id_field: str | None = Field(
+        default="id",
+        description="JSONL field or Parquet column holding the record's own doc id (a non-empty string or "
+        "an int); generated when absent, invalid or repeated within a file chunk; null or '' always generates",
     )
     text_per_line: bool = Field(default=False, description="plain text: one doc per non-blank line, not per file")
     chunk_mb: float = Field(
@@ -126,7 +132,12 @@ def _mtime(info: dict[str, Any]) -> float:
 
 def plan_chunks(files: list[tuple[str, dict[str, Any]]], params: LoadParams) -> list[Chunk]:
     """Byte-range chunks of uncompressed JSONL/line-text files, whole files for everything else."""
-    options = {"text_field": params.text_field, "source_field": params.source_field, "per_line": params.text_per_line}
+    options = {
+        "text_field": params.text_field,
+        "source_field": params.source_field,
+        "id_field": params.id_field,
+        "per_line": params.text_per_line,
+    }
     chunk_bytes = max(1, int(params.chunk_mb * 2**20))
     chunks = []
     for url, info in files:
@@ -224,16 +235,5 @@ def run_load(store: Store, params: LoadParams, client: Any, *, force: bool = Fal
     """Commit a docs version of the configured inputs (or find it cached)."""
     chunks, fingerprint, skipped = plan(params)
     extra = {"input_chunks": len(chunks), "skipped_files": len(skipped), "skipped_examples": skipped[:20]}
-    return run_docs_step(
-        store,
-        client,
-        step=STEP,
-        code_version=CODE_VERSION,
-        params=params,
-        inputs=[],
-        tasks=chunks,
-        process=read,
-        force=force,
-        fingerprint=fingerprint,
-        extra_stats=extra,
-    )
+    key = VersionKey.of(STEP, CODE_VERSION, params, fingerprint=fingerprint)
+    return run_docs_step(store, client, key, chunks, read, force=force, extra_stats=extra)

@@ -2,12 +2,15 @@
 
 Each reader takes one `Chunk` and yields `Batch`es of at most `BATCH_ROWS` rows. Records
 that can't become docs are rejected rows whose `meta` names the file and byte offset.
+JSONL and Parquet records keep their own id (`load.id_field`), as RedPajama, FineWeb and
+Dolma dumps carry one, so a doc can be traced back to its release.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,6 +19,7 @@ from typing import Any, BinaryIO
 import fsspec
 import orjson
 import pyarrow as pa
+
 from tokenmill.corpus.store.parts import Batch
 from tokenmill.corpus.store.schema import DOC_SCHEMA, REJECTED_SCHEMA
 
@@ -29,6 +33,11 @@ REASON_EMPTY = "load:empty"
 REASON_TRUNCATED = "load:truncated"
 REASON_EXTRACT_EMPTY = "load:extract_empty"
 REASON_CONTENT_TYPE = "load:content_type"
+
+# Counters, not drop reasons: the doc is kept under the generated id.
+ID_MISSING = "id_generated.missing"
+ID_INVALID = "id_generated.invalid"
+ID_DUPLICATE = "id_generated.duplicate"
 
 TRUNCATION_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, OSError)
 
@@ -52,6 +61,47 @@ def doc_id(source: str, position: int | None = None) -> str:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
+def own_id(value: object) -> str | None:
+    """A record's id value as a doc id: a non-empty string, or an int in decimal; None for
+    anything else (null, bool, float, list), which has no single faithful spelling as a string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) and value else None
+
+
+class IdChooser:
+    """A kept record's own id, or the generated one when it is missing, invalid or seen before.
+
+    Only kept docs claim their id, so a rejected copy (say, with empty text) never pushes the
+    good one onto a generated id; rejected rows keep the position id and the record in `meta`.
+
+    Duplicates are checked within one chunk only, so memory stays bounded by one task's ids:
+    an uncompressed JSONL file split into byte ranges (`load.chunk_mb`) is checked per range,
+    and an id repeated across ranges or across files keeps its value.
+    """
+
+    def __init__(self, id_field: str | None):
+        self.id_field = id_field or None
+        self.seen: set[str] = set()
+
+    def choose(self, record: dict[str, Any], generated: str, counters: Counter) -> str:
+        if self.id_field is None:
+            return generated
+        if self.id_field not in record:
+            fallback = ID_MISSING
+        else:
+            own = own_id(record[self.id_field])
+            if own is None:
+                fallback = ID_INVALID
+            elif own in self.seen:
+                fallback = ID_DUPLICATE
+            else:
+                self.seen.add(own)
+                return own
+        counters[fallback] += 1
+        return generated
+
+
 class RowBuffer:
     """Collects kept rows column by column (cheaper to hand to Arrow than dicts) and rejected
     rows, and flushes them as Arrow batches."""
@@ -60,6 +110,7 @@ class RowBuffer:
         self.fetched_at = fetched_at
         self.kept: dict[str, list[Any]] = {name: [] for name in _kept_input_schema.names}
         self.rejected: list[dict[str, Any]] = []
+        self.counters: Counter = Counter()
 
     def keep(self, id: str, text: str, source: str, meta: str | None, fetched_at: datetime | None = None) -> None:
         kept = self.kept
@@ -88,9 +139,11 @@ class RowBuffer:
         batch = Batch(
             kept=pa.Table.from_pydict(self.kept, schema=_kept_input_schema),
             rejected=pa.Table.from_pylist(self.rejected, schema=_rejected_input_schema),
+            counters=dict(self.counters),
         )
         self.kept = {name: [] for name in _kept_input_schema.names}
         self.rejected = []
+        self.counters = Counter()
         return batch
 
 
@@ -167,13 +220,14 @@ def iter_lines(f: BinaryIO, start: int, end: int | None) -> Iterator[tuple[int, 
 def read_jsonl(chunk: Chunk) -> Iterator[Batch]:
     text_field = chunk.options.get("text_field", "text")
     source_field = chunk.options.get("source_field")
+    ids = IdChooser(chunk.options.get("id_field", "id"))
     rows = RowBuffer(mtime_of(chunk))
     f = open_chunk(chunk)
     offset = chunk.start
     try:
         for offset, line in iter_lines(f, chunk.start, chunk.end):
             if line.strip():
-                _jsonl_record(rows, chunk.url, offset, line, text_field, source_field)
+                _jsonl_record(rows, ids, chunk.url, offset, line, text_field, source_field)
             if rows.full():
                 yield rows.flush()
     except TRUNCATION_ERRORS as exc:
@@ -184,7 +238,7 @@ def read_jsonl(chunk: Chunk) -> Iterator[Batch]:
 
 
 def _jsonl_record(
-    rows: RowBuffer, url: str, offset: int, line: bytes, text_field: str, source_field: str | None
+    rows: RowBuffer, ids: IdChooser, url: str, offset: int, line: bytes, text_field: str, source_field: str | None
 ) -> None:
     rid = doc_id(url, offset)
     try:
@@ -205,7 +259,7 @@ def _jsonl_record(
         where = _where(url, offset, f"no text in field '{text_field}'")
         rows.reject(REASON_NO_TEXT, rid, text if isinstance(text, str) else "", source, {**where, "record": meta})
         return
-    rows.keep(rid, text, source, meta)
+    rows.keep(ids.choose(record, rid, rows.counters), text, source, meta)
 
 
 def _where(url: str, offset: int, error: object) -> dict[str, Any]:
@@ -276,11 +330,12 @@ def read_html(chunk: Chunk) -> Iterator[Batch]:
 
 
 def read_parquet(chunk: Chunk) -> Iterator[Batch]:
-    """Rows of a Parquet file: `text_field` and `source_field` mapped, other columns into `meta`."""
+    """Rows of a Parquet file: the text column out, every other one (id and source too) into `meta`."""
     import pyarrow.parquet as pq
 
     text_field = chunk.options.get("text_field", "text")
     source_field = chunk.options.get("source_field")
+    ids = IdChooser(chunk.options.get("id_field", "id"))
     rows = RowBuffer(mtime_of(chunk))
     with fsspec.open(chunk.url, "rb") as f:
         reader = pq.ParquetFile(f)
@@ -289,7 +344,7 @@ def read_parquet(chunk: Chunk) -> Iterator[Batch]:
         row_number = 0
         for record_batch in reader.iter_batches(batch_size=BATCH_ROWS):
             for record in record_batch.to_pylist():
-                _parquet_record(rows, chunk.url, row_number, record, text_field, source_field)
+                _parquet_record(rows, ids, chunk.url, row_number, record, text_field, source_field)
                 row_number += 1
             yield rows.flush()
 
@@ -301,7 +356,13 @@ def raise_missing_column(url: str, column: str, names: list[str]) -> None:
 
 
 def _parquet_record(
-    rows: RowBuffer, url: str, row_number: int, record: dict[str, Any], text_field: str, source_field: str | None
+    rows: RowBuffer,
+    ids: IdChooser,
+    url: str,
+    row_number: int,
+    record: dict[str, Any],
+    text_field: str,
+    source_field: str | None,
 ) -> None:
     rid = doc_id(url, row_number)
     text = record.pop(text_field, None)
@@ -312,12 +373,13 @@ def _parquet_record(
         where = {"file": url, "row": row_number, "error": f"no text in column '{text_field}'"}
         rows.reject(REASON_NO_TEXT, rid, text if isinstance(text, str) else "", source, {**where, "record": meta})
         return
-    rows.keep(rid, text, source, meta)
+    rows.keep(ids.choose(record, rid, rows.counters), text, source, meta)
 
 
 def read_warc(chunk: Chunk) -> Iterator[Batch]:
     """WARC responses (HTML or plain text, main text extracted) and WET conversion records."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
+
     from tokenmill.corpus.ingest.extract import html_to_text
 
     rows = RowBuffer(mtime_of(chunk))

@@ -17,6 +17,7 @@ from typing import Any
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from tokenmill.corpus.store.schema import conform
 from tokenmill.corpus.store.stats import DocStats
 from tokenmill.corpus.store.versions import FileEntry

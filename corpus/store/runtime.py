@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -70,18 +71,49 @@ def local_cluster_size(settings: DaskSettings) -> tuple[int, int]:
     return workers, int(psutil.virtual_memory().total * 0.8 / workers)
 
 
+# distributed's p2p shuffle logs a WARNING when each shuffle starts and when it ends normally: a
+# dozen lines per dedup run, in the scheduler, which for a LocalCluster is this process.
+SHUFFLE_LOGGER = "distributed.shuffle._scheduler_plugin"
+
+
+class RoutineShuffleLogs(logging.Filter):
+    """Drops those two routine messages; a restarted or failed shuffle still logs its warning."""
+
+    ROUTINE = re.compile(
+        r"Shuffle \w+ (initialized by task .+ executed on worker \S+"
+        r"|deactivated due to stimulus 'task-finished-[\d.]+')$"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.ROUTINE.match(record.getMessage()) is None
+
+
+def quiet_routine_shuffle_logs() -> None:
+    """Install `RoutineShuffleLogs` on the shuffle scheduler's logger, once per process."""
+    logger = logging.getLogger(SHUFFLE_LOGGER)
+    if not any(isinstance(f, RoutineShuffleLogs) for f in logger.filters):
+        logger.addFilter(RoutineShuffleLogs())
+
+
+def shared_client(settings: DaskSettings) -> "distributed.Client | None":  # noqa: F821
+    """The client `dask_client(settings)` would hand out again: one open in this context with these settings."""
+    active = _active.get()
+    return active[1] if active is not None and active[0] == settings else None
+
+
 @contextmanager
 def dask_client(settings: DaskSettings | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
     """Yield a connected client; close what was opened here on exit."""
     settings = settings or DaskSettings()
-    active = _active.get()
-    if active is not None and active[0] == settings:
-        yield active[1]
+    shared = shared_client(settings)
+    if shared is not None:
+        yield shared
         return
     from distributed import Client, LocalCluster
 
     for name in ("distributed", "distributed.core", "distributed.scheduler", "distributed.nanny"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_routine_shuffle_logs()
     address = settings.resolved_address()
     if address:
         client = Client(address)

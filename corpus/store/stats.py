@@ -12,12 +12,26 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from tokenmill.corpus.text import utf8
 
 # Log2 bins: bin k holds lengths in [2^(k-1), 2^k); 0 holds empty docs. 2^40 chars is beyond any doc.
 LENGTH_BINS = 41
 TOP_DOMAINS = 50
 DOMAIN_PATTERN = r"^[hH][tT][tT][pP][sS]?://(?:[^@/]*@)?(?P<host>[^/:?#]+)"
+
+# Drop reasons that older versions wrote, in today's words (filter-v1 said `language.keep` for
+# "not in the keep list").
+RENAMED_REASONS = {"filter:language.keep": "filter:language.not_kept"}
+
+
+def current_reasons(stats: dict[str, Any]) -> dict[str, Any]:
+    """A `stats.json` with its drops under today's reason names, so versions written before a
+    rename read like new ones in reports."""
+    rejected = stats.get("rejected") or {}
+    if not any(reason in RENAMED_REASONS for reason in rejected):
+        return stats
+    return {**stats, "rejected": {RENAMED_REASONS.get(reason, reason): entry for reason, entry in rejected.items()}}
 
 
 def log2_histogram(values: pa.Array) -> list[int]:

@@ -1,23 +1,31 @@
-"""The outline every docs step shares: hash the version id, reuse it if committed, else write and commit.
+"""The step contract: every step is `run_<step>(store, params, client, *, force=False, **inputs)`,
+and every one commits through `commit_version`: version id -> cached? -> attempt -> the step's
+own stages -> `stats.json` -> manifest.
 
-A step supplies its tasks and a partition function; this module owns caching, the staging
-folder, `stats.json` and the manifest, so in = kept + rejected holds the same way everywhere.
+A step names what makes its version (`VersionKey`) and hands over one function that writes
+into the open attempt and says what it wrote (`Written`); this module owns caching, the
+staging folder, `stats.json` and the manifest, so every step commits the same way. Docs
+steps go one level further through `run_docs_step`: tasks and a partition function, so
+in = kept + rejected holds the same way everywhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
+
 from tokenmill.corpus.store.parts import Batch, run_parts
 from tokenmill.corpus.store.schema import DOC_SCHEMA, rejected_schema
-from tokenmill.corpus.store.versions import Manifest, Store, version_id
+from tokenmill.corpus.store.versions import Attempt, FileEntry, Manifest, Store, version_id
 
 BATCH_ROWS = 2_000
+STATS_FILE = "stats.json"
 
 
 @dataclass(frozen=True)
@@ -37,44 +45,99 @@ def params_json(params: BaseModel) -> dict[str, Any]:
     return params.model_dump(mode="json")
 
 
-def find_cached(store: Store, vid: str, force: bool) -> Version | None:
-    if not force and store.exists(vid):
-        return Version(store.manifest(vid), cached=True)
+@dataclass(frozen=True)
+class VersionKey:
+    """What names a version (DESIGN §2): step, recorded settings, input versions and code version.
+
+    `identity` is what the id hashes when that is not the settings alone: an ingest step adds
+    the fingerprint of what it read, a training run leaves out the settings that only steer
+    the run and adds its eval set. `fingerprint` is recorded in the manifest.
+    """
+
+    step: str
+    code_version: str
+    settings: Mapping[str, Any]
+    inputs: tuple[str, ...] = ()
+    identity: Mapping[str, Any] | None = None
+    fingerprint: str | None = None
+
+    @classmethod
+    def of(cls, step: str, code_version: str, params: BaseModel, inputs: Sequence[str] = (),
+           fingerprint: str | None = None) -> VersionKey:
+        """The usual key: the step's settings, plus the fingerprint of the outside world for ingest steps."""
+        settings = params_json(params)
+        identity = {**settings, "_fingerprint": fingerprint} if fingerprint else None
+        return cls(step, code_version, settings, tuple(inputs), identity, fingerprint)
+
+    @cached_property
+    def id(self) -> str:
+        hashed = self.settings if self.identity is None else self.identity
+        return version_id(self.step, hashed, list(self.inputs), self.code_version)
+
+
+@dataclass
+class Written:
+    """What a step's stages wrote into an attempt: its files, its `stats.json`, and the headline
+    figures the manifest carries (all of `stats` when not given)."""
+
+    files: list[FileEntry]
+    stats: dict[str, Any]
+    headline: dict[str, Any] | None = field(default=None)
+
+
+def cached_version(store: Store, key: VersionKey, force: bool = False) -> Version | None:
+    """The committed version of `key`, unless it is missing or `force` asks to recompute it."""
+    if not force and store.exists(key.id):
+        return Version(store.manifest(key.id), cached=True)
     return None
+
+
+def commit_written(attempt: Attempt, key: VersionKey, written: Written, force: bool = False) -> Version:
+    """Write `stats.json`, then the manifest last (the commit). If another writer committed the same
+    version meanwhile, theirs is kept and returned."""
+    files = [*written.files, attempt.write_json(STATS_FILE, written.stats)]
+    headline = written.stats if written.headline is None else written.headline
+    manifest = attempt.commit(key.settings, key.inputs, key.code_version, files, headline,
+                              fingerprint=key.fingerprint, force=force)
+    return Version(manifest, cached=False)
+
+
+def commit_version(store: Store, key: VersionKey, write: Callable[[Attempt], Written], *,
+                   force: bool = False) -> Version:
+    """The outline of every step: the cached version if committed, else `write` into a fresh
+    attempt and commit it. A failed `write` removes its attempt; a killed one leaves a staging
+    folder that the next attempt at the same version removes."""
+    cached = cached_version(store, key, force)
+    if cached:
+        return cached
+    attempt = store.begin(key.step, key.id)
+    try:
+        written = write(attempt)
+    except BaseException:
+        attempt.abort()
+        raise
+    return commit_written(attempt, key, written, force)
 
 
 def run_docs_step(
     store: Store,
     client: Any,
-    *,
-    step: str,
-    code_version: str,
-    params: BaseModel,
-    inputs: Sequence[str],
+    key: VersionKey,
     tasks: Sequence[Any],
     process: Callable[[Any], Iterable[Batch]],
+    *,
     kept_schema: pa.Schema = DOC_SCHEMA,
     force: bool = False,
-    fingerprint: str | None = None,
     extra_stats: Mapping[str, Any] | None = None,
 ) -> Version:
-    """Commit the version that `process` makes of `tasks`, or return it if already committed."""
-    settings = params_json(params)
-    identity = {**settings, "_fingerprint": fingerprint} if fingerprint else settings
-    vid = version_id(step, identity, inputs, code_version)
-    cached = find_cached(store, vid, force)
-    if cached:
-        return cached
-    attempt = store.begin(step, vid)
-    files, stats = run_parts(
-        client, tasks, process, attempt.uri, kept_schema, rejected_schema(kept_schema), f"{step} {vid}"
-    )
-    full_stats = {**stats.to_json(), **(extra_stats or {})}
-    files.append(attempt.write_json("stats.json", full_stats))
-    manifest = attempt.commit(
-        settings, inputs, code_version, files, stats.headline(), fingerprint=fingerprint, force=force
-    )
-    return Version(manifest, cached=False)
+    """Commit the docs version that `process` makes of `tasks`: one kept and one rejected part per task."""
+
+    def write(attempt: Attempt) -> Written:
+        files, stats = run_parts(client, tasks, process, attempt.uri, kept_schema, rejected_schema(kept_schema),
+                                 f"{key.step} {key.id}")
+        return Written(files, {**stats.to_json(), **(extra_stats or {})}, stats.headline())
+
+    return commit_version(store, key, write, force=force)
 
 
 def input_parts(store: Store, vid: str) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, Field
+
 from tokenmill.corpus.store.errors import InputError
 
 MANIFEST = "_manifest.json"

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokenmill.corpus.store.stats import current_reasons
 from tokenmill.corpus.store.versions import Manifest, Store
 from tokenmill.train.registry import (
     FIGURES,
@@ -86,9 +87,9 @@ class Report:
 
 def read_stats(store: Store, manifest: Manifest) -> dict[str, Any]:
     """The version's `stats.json`, or the manifest's headline figures when it wrote none."""
-    if any(f.path == STATS_FILE for f in manifest.files):
-        return store.read_json(manifest.id, STATS_FILE)
-    return dict(manifest.stats)
+    stats = store.read_json(manifest.id, STATS_FILE) if any(f.path == STATS_FILE for f in manifest.files) \
+        else dict(manifest.stats)
+    return current_reasons(stats)
 
 
 def main_chain(lineage: Sequence[Manifest]) -> list[Manifest]:

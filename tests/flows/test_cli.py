@@ -1,4 +1,4 @@
-"""End to end through the `tokenmill` command: caching, errors, SIGKILL, an external cluster, the demo."""
+"""End to end through the `tokenmill` command: caching, errors, a crawl, SIGKILL, an external cluster, the demo."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.corpus.store.versions import Store
 
@@ -37,9 +41,9 @@ def test_run_twice_is_cached_and_the_version_can_be_inspected(tmp_path, write_js
     args = ["run", "load", "--store", str(tmp_path / "store"), "--set", f"load.paths=['{data}']", "--json"]
     first = tokenmill(*args, "--set", "load.text_field=body", cwd=tmp_path)
     vid = json.loads(first.stdout)["load"]
-    assert "committed" in first.stderr
+    assert f"load {vid} committed" in first.stderr
     second = tokenmill(*args, "--set", "load.text_field=body", cwd=tmp_path)
-    assert json.loads(second.stdout)["load"] == vid and "cached" in second.stderr
+    assert json.loads(second.stdout)["load"] == vid and f"load {vid} cached" in second.stderr
 
     listed = json.loads(tokenmill("versions", "--store", str(tmp_path / "store"), "--json", cwd=tmp_path).stdout)
     assert len(listed) == 1 and listed[0]["id"] == vid and listed[0]["docs_out"] == 50
@@ -60,6 +64,10 @@ def test_run_twice_is_cached_and_the_version_can_be_inspected(tmp_path, write_js
         (["run", "--config", "missing.toml"], "config file missing.toml does not exist"),
         (["show", "load-0123456789ab"], "version 'load-0123456789ab' is not in the store"),
         (["run", "--from", "load-0123456789ab", "load"], "--from: version 'load-0123456789ab' is not in the store"),
+        (["run", "clean", "--set", "pipeline.steps=['load']"],
+         "step 'clean' is not in pipeline.steps; give --from VERSION to run it alone"),
+        (["run", "load", "pack", "--set", "load.paths=['in.jsonl']"],
+         "step 'pack' needs a tokenizer version: give --from VERSION, or run an ingest step"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(tmp_path, args, message, write_jsonl):
@@ -100,6 +108,52 @@ def test_sigkill_before_the_manifest_leaves_nothing_committed_and_a_rerun_matche
     assert len(a) == 20_000 and a.id.tolist() == b.id.tolist() and a.text.tolist() == b.text.tolist()
     checksums = lambda m: sorted((f.path, f.sha256) for f in m.files if f.path.endswith(".parquet"))  # noqa: E731
     assert checksums(resumed.manifest) == checksums(reference.manifest)
+
+
+@pytest.fixture
+def site() -> Iterator[str]:
+    """Two linked pages on loopback; robots.txt is a 404, so both may be crawled."""
+    words = "A page of plain words about crawling a small site from the command line. " * 3
+    pages = {
+        "/": f'<html><body><h1>Start</h1><p>{words}</p><a href="/next.html">next</a></body></html>',
+        "/next.html": f"<html><body><h1>Next</h1><p>{words}</p></body></html>",
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, "").encode()
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_run_crawl_needs_no_from_alone_or_first_in_a_selection(tmp_path, site):
+    settings = ["--set", f"crawl.seeds=['{site}/']", "--set", "crawl.allow_private=true", "--set", "crawl.delay_s=0",
+                "--store", str(tmp_path / "store"), "--json"]
+    alone = tokenmill("run", "crawl", *settings, cwd=tmp_path)
+    vid = json.loads(alone.stdout)["crawl"]
+    assert f"crawl {vid} committed" in alone.stderr
+    store = Store(str(tmp_path / "store"))
+    assert store.manifest(vid).stats["docs_out"] == 2
+
+    chain = tokenmill("run", "crawl", "clean", *settings, cwd=tmp_path)
+    versions = json.loads(chain.stdout)
+    assert list(versions) == ["crawl", "clean"] and versions["crawl"] == vid
+    assert f"crawl {vid} cached" in chain.stderr
+    assert store.manifest(versions["clean"]).inputs == [vid]
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Config: defaults everywhere, TOML file, `--set` overrides, one-line errors."""
 
 import pytest
+
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.flows.config import load_config, parse_overrides, parse_value
 

@@ -10,6 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from tokenmill.corpus.store.step import VersionKey, Written, commit_version
 from tokenmill.flows.report.data import (
     Bin,
     drop_rows,
@@ -17,6 +19,7 @@ from tokenmill.flows.report.data import (
     log2_bins,
     main_chain,
     outer_bins,
+    read_stats,
     report_data,
     thresholds,
     trim,
@@ -87,6 +90,16 @@ def test_drop_rows_conserve_docs():
     assert rows[0] == {"outcome": "kept", "docs": 7, "bytes": 70}
     assert sum(r["docs"] for r in rows) == stats["docs_in"]
     assert drop_rows({"vocab_size": 10}) == []
+
+
+def test_older_reason_names_read_in_todays_words(store):
+    """A filter-v1 version said `language.keep` for docs outside the keep list; reports say `not_kept`."""
+    stats = {"docs_in": 5, "docs_out": 3, "rejected": {"filter:language.keep": {"docs": 2, "bytes": 9}}}
+    key = VersionKey("filter", "filter-v1", {}, ("load-000000000000",))
+    version = commit_version(store, key, lambda attempt: Written([], stats))
+    rows = drop_rows(read_stats(store, version.manifest))
+    assert [r["outcome"] for r in rows] == ["kept", "filter:language.not_kept"]
+    assert rows[1]["docs"] == 2
 
 
 def test_main_chain_skips_side_inputs(store, lineage):

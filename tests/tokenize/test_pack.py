@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import sentencepiece as spm
+
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.tokenize.decontam import eval_ngrams, word_chars
 from tokenmill.tokenize.pack import PackParams, encode_with_boundaries, run_pack

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fsspec.implementations.local import LocalFileSystem
+
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.tokenize.shards import HEADER_BYTES, MAGIC, Shard, write_shard
 

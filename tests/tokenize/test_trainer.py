@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 import sentencepiece as spm
+
 from tokenmill.tokenize.sampling import bins_within
 from tokenmill.tokenize.trainer import (
     TokenizerParams,

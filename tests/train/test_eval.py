@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from tokenmill.train.device import Runtime
 from tokenmill.train.eval import (
     TextScorer,

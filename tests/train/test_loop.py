@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
 from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.versions import Store
 from tokenmill.tokenize.pack import PackParams, run_pack

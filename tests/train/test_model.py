@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.train.model import GPT, count_params, flops_per_token, model_config
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tokenmill.corpus.dedup.step import DedupParams, run_dedup
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.tokenize.pack import PackParams, run_pack

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
 from tokenmill.corpus.filter.kernels.bytes import (
     item_stats,
     mix,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from tokenmill.corpus.filter.lid176.fasttext_file import (
     Args,
     Reader,

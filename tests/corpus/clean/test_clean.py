@@ -7,6 +7,7 @@ import unicodedata
 import ftfy
 import ftfy.bad_codecs  # noqa: F401  registers sloppy-windows-1252
 import pytest
+
 from tokenmill.corpus.clean.ftfy_fast import needs_ftfy
 from tokenmill.corpus.clean.step import (
     CleanParams,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tokenmill.corpus.crawl.step import CrawlParams, check_crawl, run_crawl
 from tokenmill.corpus.store.errors import ConfigError
 

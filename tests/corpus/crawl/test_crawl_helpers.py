@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+
 from tokenmill.corpus.crawl.fetch import retry_after_seconds, retry_delay, retryable
 from tokenmill.corpus.crawl.page import extract_page, page_charset
 from tokenmill.corpus.crawl.robots import parse_robots

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
+
 from tokenmill.corpus.dedup.components import (
     distributed_labels,
     union_find,

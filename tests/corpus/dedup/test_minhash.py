@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
+
 from tokenmill.corpus.dedup import minhash as mh
 from tokenmill.corpus.dedup import sha1
 

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pyarrow as pa
+
 from tokenmill.corpus.filter.kernels.bytes import Lines, stripped_lines
 from tokenmill.corpus.text.utf8 import utf8_bytes
 

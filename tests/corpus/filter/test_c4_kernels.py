@@ -7,6 +7,7 @@ import random
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+
 from tokenmill.corpus.filter.kernels.c4 import (
     CURLY_BRACKET,
     LOREM_IPSUM,

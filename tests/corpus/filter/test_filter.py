@@ -6,10 +6,12 @@ import socket
 
 import pyarrow as pa
 import pytest
+
 from tokenmill.corpus.filter.lang import identify
+from tokenmill.corpus.filter.params import FILTERS, FilterParams
 from tokenmill.corpus.filter.pii import PiiParams, redact_batch
 from tokenmill.corpus.filter.spec import TextBatch, as_numpy
-from tokenmill.corpus.filter.step import FILTERS, FilterParams, run_filter
+from tokenmill.corpus.filter.step import run_filter
 
 GOOD = (
     "The history of the city is long and varied, and it has been shaped by many people over the years. "
@@ -168,10 +170,10 @@ def test_filter_step_reasons_threshold_rerun_and_conservation(store, client, tmp
     assert list(kept["source"]) == ["http://a.example/good"]
     assert kept["text"].iloc[0].endswith("Contact <EMAIL>.")
     assert kept["lang"].iloc[0] == "en" and kept["gopher_quality__words"].iloc[0] > 50
-    assert rejected.loc["http://a.example/de", "reason"] == "filter:language.keep"
+    assert rejected.loc["http://a.example/de", "reason"] == "filter:language.not_kept"
     assert rejected.loc["http://a.example/de", "language__lang"] == "de"
     assert rejected.loc["http://a.example/short", "reason"].startswith("filter:")
-    assert stats["counters"]["chars_dropped.filter:language.keep"] > 0
+    assert stats["counters"]["chars_dropped.filter:language.not_kept"] > 0
     assert sum(stats["signals"]["histograms"]["gopher_quality__words"]["counts"]) == stats["docs_in"]
 
     stricter = FilterParams(gopher_quality={"min_words": 100})

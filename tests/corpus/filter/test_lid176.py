@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from tokenmill.corpus.filter.lang import model_lines
 from tokenmill.corpus.filter.lid176.model import Lid176
 

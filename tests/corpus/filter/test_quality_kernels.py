@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+
 from tokenmill.corpus.filter.kernels.quality import (
     LETTER_WORD_COUNT,
     STOP_WORD_COUNT,

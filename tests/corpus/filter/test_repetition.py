@@ -10,6 +10,7 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from tokenmill.corpus.filter.kernels.repetition import (
     DUP_LINE_CHARS,
     DUP_LINES,

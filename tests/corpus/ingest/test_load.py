@@ -1,4 +1,4 @@
-"""The load step on every format, with malformed records counted and kept in rejected/."""
+"""The load step on every format: malformed records kept in rejected/, own ids kept, all counted."""
 
 import gzip
 import io
@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+
 from tokenmill.corpus.ingest.load import LoadParams, run_load
-from tokenmill.corpus.ingest.readers import iter_lines
+from tokenmill.corpus.ingest.readers import doc_id, iter_lines, own_id
 from tokenmill.corpus.store.errors import InputError
 
 
@@ -214,3 +215,58 @@ def test_python_docs_demo_source_reads_real_documentation(store, client):
     assert len(topics) > 50 and topics.text.str.len().sum() > 100_000
     assert version.manifest.stats["bytes_out"] < 2 * 2**20
     assert_conserved(version)
+
+
+def test_own_id_accepts_strings_and_ints_only():
+    assert [own_id(v) for v in ("rp-1", 42, 0, -3)] == ["rp-1", "42", "0", "-3"]
+    assert [own_id(v) for v in ("", None, True, 1.5, [1], {"a": 1})] == [None] * 6
+
+
+def test_jsonl_records_keep_their_own_id_unless_missing_invalid_or_repeated(store, client, tmp_path, write_jsonl):
+    records = [
+        {"id": "rp-1", "text": "first", "set": "redpajama"},
+        {"id": 42, "text": "int id"},
+        {"text": "no id"},
+        {"id": None, "text": "null id"},
+        {"id": ["x"], "text": "list id"},
+        {"id": "rp-1", "text": "repeated id"},
+        {"id": "rp-2", "text": " "},
+        {"id": "rp-2", "text": "after a rejected copy"},
+    ]
+    path = write_jsonl(tmp_path / "a.jsonl", records)
+    offsets = [0]
+    for line in path.read_bytes().split(b"\n")[:-1]:
+        offsets.append(offsets[-1] + len(line) + 1)
+    version = load(store, client, path)
+    ids = rows(store, version.id).set_index("text").id
+    assert ids["first"] == "rp-1" and ids["int id"] == "42" and ids["after a rejected copy"] == "rp-2"
+    for i, text in [(2, "no id"), (3, "null id"), (4, "list id"), (5, "repeated id")]:
+        assert ids[text] == doc_id(str(path), offsets[i])
+    meta = rows(store, version.id).set_index("text").meta
+    assert json.loads(meta["first"]) == {"id": "rp-1", "set": "redpajama"}, "meta stays verbatim"
+    assert json.loads(meta["repeated id"]) == {"id": "rp-1"}
+    assert rows(store, version.id, "rejected").id.tolist() == [doc_id(str(path), offsets[6])]
+    counters = store.read_json(version.id, "stats.json")["counters"]
+    assert counters == {"id_generated.duplicate": 1, "id_generated.invalid": 2, "id_generated.missing": 1}
+    assert_conserved(version)
+
+
+def test_parquet_rows_keep_their_own_int_id(store, client, tmp_path):
+    table = pa.table({"id": pa.array([10, 11, 10, None], pa.int64()), "text": ["a", "b", "c", "d"]})
+    pq.write_table(table, tmp_path / "in.parquet")
+    version = load(store, client, tmp_path / "in.parquet")
+    ids = rows(store, version.id).set_index("text").id
+    url = str(tmp_path / "in.parquet")
+    assert ids.to_dict() == {"a": "10", "b": "11", "c": doc_id(url, 2), "d": doc_id(url, 3)}
+    counters = store.read_json(version.id, "stats.json")["counters"]
+    assert counters == {"id_generated.duplicate": 1, "id_generated.invalid": 1}
+
+
+@pytest.mark.parametrize("id_field", [None, ""])
+def test_no_id_field_always_generates(store, client, tmp_path, write_jsonl, id_field):
+    path = write_jsonl(tmp_path / "a.jsonl", [{"id": "keep-me", "text": "one"}])
+    version = load(store, client, path, id_field=id_field)
+    kept = rows(store, version.id)
+    assert kept.id.tolist() == [doc_id(str(path), 0)]
+    assert json.loads(kept.meta[0]) == {"id": "keep-me"}
+    assert store.read_json(version.id, "stats.json")["counters"] == {}

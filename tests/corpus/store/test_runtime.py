@@ -1,11 +1,26 @@
-"""The LocalCluster every step runs on: workers spawned with allocator settings fit for numpy work."""
+"""The LocalCluster every step runs on: workers spawned with allocator settings fit for numpy work,
+a working dashboard, and no routine shuffle warnings."""
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dask
-from tokenmill.corpus.store.runtime import WORKER_MALLOC_THRESHOLD, worker_environ
+import dask.dataframe as dd
+import httpx
+import pandas as pd
+from distributed import Client
+
+from tokenmill.corpus.store.runtime import (
+    SHUFFLE_LOGGER,
+    WORKER_MALLOC_THRESHOLD,
+    RoutineShuffleLogs,
+    worker_environ,
+)
 
 MALLOC_KEYS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")
 
@@ -25,3 +40,54 @@ def test_thresholds_set_in_dask_config_are_kept():
 def test_workers_run_without_the_statistical_profiler(client):
     enabled = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
     assert enabled and set(enabled.values()) == {False}
+
+
+def test_dashboard_link_serves_the_bokeh_dashboard(client):
+    response = httpx.get(client.dashboard_link, timeout=30)
+    assert response.status_code == 200
+    assert "Dask needs bokeh" not in response.text
+    assert "Dask Diagnostic UI" in response.text and "bokeh" in response.text.lower()
+
+
+ROUTINE = ("initialized by task", "deactivated due to stimulus 'task-finished-")
+
+
+@contextmanager
+def warnings_of(logger: logging.Logger) -> Iterator[list[str]]:
+    """The WARNING messages `logger` passes to its handlers meanwhile."""
+    captured: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: captured.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        yield captured
+    finally:
+        logger.removeHandler(handler)
+
+
+def p2p_shuffle(client: Client) -> None:
+    """One p2p shuffle, waited for until the scheduler has deactivated it (and logged so)."""
+    frame = dd.from_pandas(pd.DataFrame({"key": range(2_000), "value": range(2_000)}), npartitions=4)
+    shuffled = frame.shuffle(on="key", npartitions=3, shuffle_method="p2p")
+    assert len(client.compute(shuffled).result()) == 2_000
+    deadline = time.monotonic() + 30
+    while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.plugins["shuffle"].active_shuffles)):
+        assert time.monotonic() < deadline, "the shuffle was never deactivated"
+        time.sleep(0.05)
+
+
+def test_routine_shuffle_warnings_are_dropped_and_others_still_pass(client):
+    logger = logging.getLogger(SHUFFLE_LOGGER)
+    (installed,) = [f for f in logger.filters if isinstance(f, RoutineShuffleLogs)]
+    with warnings_of(logger) as filtered:
+        p2p_shuffle(client)
+        logger.warning("Shuffle %s restarted due to stimulus '%s", "abc123", "worker-left-1")
+    assert filtered == ["Shuffle abc123 restarted due to stimulus 'worker-left-1"]
+
+    logger.removeFilter(installed)
+    try:
+        with warnings_of(logger) as unfiltered:
+            p2p_shuffle(client)
+    finally:
+        logger.addFilter(installed)
+    assert all(any(r in m for m in unfiltered) for r in ROUTINE), "without the filter the shuffle logs both"

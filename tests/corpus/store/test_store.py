@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.versions import MANIFEST, Store, step_of, version_id
 

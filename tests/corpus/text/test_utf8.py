@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pyarrow as pa
+
 from tokenmill.corpus.text.utf8 import word_counts
 
 
