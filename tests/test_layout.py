@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -121,8 +122,10 @@ def test_every_module_imports_from_the_editable_tree():
 def test_every_module_imports_from_the_built_wheel(tmp_path):
     """The wheel holds every module of the tree (a subpackage missing from pyproject's list would not
     ship), and each imports from the installed copy, not from the editable tree."""
+    source = tmp_path / "source"  # a copy: building in the tree would leave build/ beside the code
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "tokenmill-data", "results"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path / "dist"), str(ROOT)], check=True)
+                    str(tmp_path / "dist"), str(source)], check=True)
     wheel = next((tmp_path / "dist").glob("tokenmill-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n[:-3].replace("/", ".") for n in names if n.endswith(".py"))

@@ -123,7 +123,7 @@ def test_language_identified_with_no_network(monkeypatch):
 
 
 def test_language_keep_list_and_wildcard():
-    assert failed("language", PARAGRAPHS["de"]) == {"keep"}
+    assert failed("language", PARAGRAPHS["de"]) == {"not_kept"}
     assert failed("language", PARAGRAPHS["de"], keep=["*"]) == set()
     assert failed("language", PARAGRAPHS["de"], keep=["de", "en"]) == set()
 
