@@ -137,7 +137,7 @@ def bench(size_mb: float, workdir: Path, client: Any) -> list[dict[str, Any]]:
                     chars_per_token=stats["chars_per_token"], bytes_per_token=stats["bytes_per_token"],
                     byte_fallback_share=stats["byte_fallback_share"]))
 
-    model = store.fs.cat(f"{store.version_dir(tok.id)}/tokenizer.model")
+    model = store.fs.cat(store.file_path(tok.id, "tokenizer.model"))
     single_mb, single_docs, single_tokens, started_at, stopped_at = plain_encode(model, store.files(docs.id))
     single_wall = stopped_at - started_at
     rows.append(row("spm_single_process", single_mb, single_docs, single_wall,

@@ -60,7 +60,7 @@ def _store(config: str | None, store: str | None):
     from tokenmill.corpus.store.versions import Store
     from tokenmill.flows.config import load_config
 
-    return Store(load_config(config, _overrides([], store)).store.root)
+    return Store.from_settings(load_config(config, _overrides([], store)).store)
 
 
 @app.command()
@@ -76,14 +76,16 @@ def run(
 ) -> None:
     """Run the pipeline, or chosen steps, and print each version committed or found cached."""
     from tokenmill.corpus.store.versions import Store
+    from tokenmill.corpus.store.workers import check_store_reach
     from tokenmill.flows.config import load_config
     from tokenmill.flows.pipeline import check_inputs, initial_state, plan_steps
     from tokenmill.flows.steps import STEPS
 
     overrides = _overrides(sets, store, dask_address)
     cfg = load_config(config, overrides)
+    check_store_reach(cfg.store, cfg.dask)
     order = plan_steps(cfg.pipeline.steps, list(steps or []), from_version)
-    check_inputs(order, initial_state(Store(cfg.store.root), from_version))
+    check_inputs(order, initial_state(Store.from_settings(cfg.store), from_version))
     for name in order:
         if STEPS[name].preflight is not None:
             STEPS[name].preflight(getattr(cfg, name))
@@ -96,6 +98,44 @@ def run(
     )
     if as_json:
         out.print_json(json.dumps(results))
+
+
+@app.command()
+def train(
+    from_version: str = typer.Option(..., "--from", help="the pack version to train on (its tokenizer comes with it)."),
+    config: Optional[str] = ConfigOption,
+    sets: list[str] = typer.Option([], "--set", "-s", help="override a setting: train.key=value (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="train again even if this run is committed."),
+    store: Optional[str] = StoreOption,
+    nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", min=1,
+                                                 help="DDP processes on this node (train.nproc_per_node)."),
+    nnodes: Optional[int] = typer.Option(None, "--nnodes", min=1, help="nodes in the job (train.nnodes)."),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint",
+                                                help="host:port where the nodes meet (train.rdzv_endpoint)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Train on a pack version here, without Prefect or Dask: one process, or torchrun ranks on this node.
+    For several nodes, run the same command on each with --nnodes and --rdzv-endpoint."""
+    from tokenmill.corpus.store.versions import Store
+    from tokenmill.flows.config import load_config
+    from tokenmill.train.loop import run_train
+
+    launch = {"train.nproc_per_node": nproc_per_node, "train.nnodes": nnodes, "train.rdzv_endpoint": rdzv_endpoint}
+    overrides = _overrides(sets, store) | {key: value for key, value in launch.items() if value is not None}
+    cfg = load_config(config, overrides)
+    st = Store.from_settings(cfg.store)
+    if not st.exists(from_version):
+        raise InputError(f"--from: version '{from_version}' is not in the store {st.url}")
+    pack = st.manifest(from_version)
+    if pack.step != "pack":
+        raise InputError(f"--from: '{from_version}' is a {pack.step} version; train reads a pack version")
+    version = run_train(st, cfg.train, None, force=force, input_version=pack.id, tokenizer_version=pack.inputs[1])
+    if as_json:
+        out.print_json(json.dumps({"train": version.id}))
+        return
+    figures = version.manifest.stats
+    out.print(f"train {version.id} {'cached' if version.cached else 'committed'}: bpb {_figure(figures.get('bpb'))}, "
+              f"{figures.get('world_size')} rank(s), {_fmt(figures.get('tokens'))} tokens")
 
 
 @app.command()

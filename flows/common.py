@@ -21,6 +21,7 @@ from tokenmill.corpus.store.progress import progress_listener
 from tokenmill.corpus.store.runtime import DaskSettings, dask_client, shared_client
 from tokenmill.corpus.store.step import Version
 from tokenmill.corpus.store.versions import Store
+from tokenmill.corpus.store.workers import check_store_reach, prepare_workers
 from tokenmill.flows.config import load_config
 from tokenmill.flows.report.data import drop_rows, read_stats
 from tokenmill.flows.report.html import build_report
@@ -47,12 +48,13 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def flow_cluster(settings: DaskSettings) -> Iterator[Client]:
-    """The flow's Dask client. A cluster opened here gets its dashboard linked; a step inside a
-    pipeline shares the pipeline's, already linked, so each cluster is linked once."""
+def flow_cluster(settings: DaskSettings, store: Store) -> Iterator[Client]:
+    """The flow's Dask client, its workers set up for `store`. A cluster opened here gets its dashboard
+    linked; a step inside a pipeline shares the pipeline's, already linked, so each cluster is linked once."""
     opened = shared_client(settings) is None
     with dask_client(settings) as client:
         if opened:
+            prepare_workers(client, store)
             say(f"dask dashboard {client.dashboard_link}")
             create_link_artifact(link=client.dashboard_link, link_text="Dask dashboard", key="dask-dashboard",
                                  description="the Dask cluster's live dashboard (while the flow runs)")
@@ -72,10 +74,11 @@ def run_step(
     missing = [key for key, value in inputs.items() if not value]
     if missing:
         raise InputError(f"step '{name}' needs {', '.join(missing)} (give --from VERSION)")
-    store = Store(config.store.root)
+    check_store_reach(config.store, config.dask)
+    store = Store.from_settings(config.store)
     token = progress_listener.set(ProgressArtifact(name))
     try:
-        with flow_cluster(config.dask) as client:
+        with flow_cluster(config.dask, store) as client:
             version: Version = spec.run(store, getattr(config, name), client, force=force, **inputs)
     finally:
         progress_listener.reset(token)

@@ -23,13 +23,8 @@ from pydantic import (
 
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.runtime import DaskSettings
+from tokenmill.corpus.store.versions import StoreSettings
 from tokenmill.flows.steps import DEFAULT_PIPELINE, STEPS
-
-
-class StoreSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    root: str = Field(default="./tokenmill-data", description="store root: a local path or an fsspec URL (s3://…)")
 
 
 class PipelineSettings(BaseModel):

@@ -13,6 +13,7 @@ from prefect import flow
 
 from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.versions import Store, step_of
+from tokenmill.corpus.store.workers import check_store_reach
 from tokenmill.flows.clean import clean
 from tokenmill.flows.common import flow_cluster, publish_report
 from tokenmill.flows.config import load_config
@@ -103,13 +104,14 @@ def pipeline(
 ) -> dict[str, str]:
     """Returns {step: version id} for every step that ran or was found cached."""
     config = load_config(config_path, overrides or {})
-    store = Store(config.store.root)
+    check_store_reach(config.store, config.dask)
+    store = Store.from_settings(config.store)
     selected = list(steps or [])
     order = plan_steps(config.pipeline.steps, selected, from_version)
     state = initial_state(store, from_version)
     check_inputs(order, state)
     results: dict[str, str] = {}
-    with flow_cluster(config.dask):
+    with flow_cluster(config.dask, store):
         for name in order:
             spec = STEPS[name]
             inputs = {keyword: state.get(kind) for keyword, kind in spec.inputs.items()}

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +18,20 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# A real S3 API (moto's server) on loopback for the object-store tests. The standard AWS
+# environment points at it from the start, so every process the tests spawn (LocalCluster and
+# `dask worker` processes, CLI runs) reaches it with no store options, as users' would.
+S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+os.environ.update(AWS_ENDPOINT_URL=S3_ENDPOINT, AWS_ACCESS_KEY_ID="tokenmill-test",
+                  AWS_SECRET_ACCESS_KEY="tokenmill-test", AWS_DEFAULT_REGION="us-east-1")
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +84,59 @@ def docs_version(store: Any, client: Any, tmp_path: Path):
         return run_load(store, LoadParams(paths=[str(path)], source_field="url"), client).id
 
     return make
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on the port the environment names; yields its endpoint."""
+    from moto.server import ThreadedMotoServer
+
+    port = int(S3_ENDPOINT.rsplit(":", 1)[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield S3_ENDPOINT
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> str:
+    """A fresh, empty bucket: `s3://<name>`."""
+    import s3fs
+
+    name = f"tm-{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(name)
+    return f"s3://{name}"
+
+
+def host_dir(tmp_path: Path, name: str) -> tuple[Path, dict[str, str]]:
+    """A process's own working directory, HOME and TMPDIR, as on another host."""
+    home = tmp_path / name
+    (home / "tmp").mkdir(parents=True)
+    return home, {**os.environ, "HOME": str(home), "TMPDIR": str(home / "tmp")}
+
+
+@pytest.fixture
+def external_cluster(tmp_path):
+    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1, each in its own directory."""
+    scheduler_file = tmp_path / "scheduler.json"
+    cwd, env = host_dir(tmp_path, "scheduler")
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                              cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 60
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        for k in range(2):
+            cwd, env = host_dir(tmp_path, f"worker-{k}")
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
+                                           "--scheduler-file", str(scheduler_file), "--nworkers", "1",
+                                           "--nthreads", "1", "--no-dashboard", "--local-directory", str(cwd)],
+                                          cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = json.loads(scheduler_file.read_text())["address"]
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)

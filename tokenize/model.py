@@ -34,7 +34,7 @@ def tokenizer_info(store: Store, tokenizer_version: str) -> TokenizerInfo:
     if manifest.step != "tokenizer":
         raise InputError(f"'{tokenizer_version}' is a {manifest.step} version, not a tokenizer")
     sha = next(f.sha256 for f in manifest.files if f.path == MODEL_FILE)
-    url = store.uri(f"{store.version_dir(tokenizer_version)}/{MODEL_FILE}")
+    url = store.uri(store.file_path(tokenizer_version, MODEL_FILE, manifest))
     return TokenizerInfo(url, sha, int(manifest.stats["vocab_size"]), manifest.stats.get("newline_id"))
 
 

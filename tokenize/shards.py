@@ -9,6 +9,7 @@ fixed-size so a reader memory-maps the tokens at a known offset (as nanoGPT/llm.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from tokenmill.corpus.store.cache import cache_root
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.versions import FileEntry
+
+COPY_CHUNK = 8 * 2**20
 
 MAGIC = 0x4B4F544D  # b"MTOK" read as a little-endian int32
 FORMAT_VERSION = 1
@@ -172,9 +176,37 @@ class Shard:
 
 
 def shard_paths(store: Any, pack_version: str, split: str) -> list[str]:
-    """Local paths of a pack version's `.bin` shards of one split, in shard order."""
+    """Local paths of a pack version's `.bin` shards of one split, in shard order, for memory-mapping:
+    the store's own files on a local disk, else this node's cached copies (`local_copy`)."""
     manifest = store.manifest(pack_version)
-    if not store.local:
-        raise InputError(f"pack {pack_version}: shards are memory-mapped, so the store must be on local disk")
     names = sorted(f.path for f in manifest.files if f.path.startswith(f"{split}-") and f.path.endswith(".bin"))
-    return [f"{store.version_dir(pack_version)}/{name}" for name in names]
+    if store.local:
+        return [store.file_path(pack_version, name, manifest) for name in names]
+    entries = {f.path: f for f in manifest.files}
+    for name in names:
+        local_copy(store, pack_version, entries[name[:-4] + ".idx"], manifest)
+    return [local_copy(store, pack_version, entries[name], manifest) for name in names]
+
+
+def local_copy(store: Any, vid: str, entry: FileEntry, manifest: Any) -> str:
+    """A file of a committed version on this node's disk, downloaded once and checked against the
+    manifest's sha256 (a mismatch is an error, never a silently wrong shard). Ranks of one node
+    share the copy: each downloads to a private name and renames, so a reader never sees half a file."""
+    target = cache_root() / "versions" / vid / entry.path
+    marker = target.with_name(target.name + ".sha256")
+    if target.exists() and marker.exists() and marker.read_text() == entry.sha256 \
+            and target.stat().st_size == entry.bytes:
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+    digest = hashlib.sha256()
+    with store.fs.open(store.file_path(vid, entry.path, manifest), "rb") as src, partial.open("wb") as dst:
+        while chunk := src.read(COPY_CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+    if digest.hexdigest() != entry.sha256:
+        partial.unlink()
+        raise InputError(f"{vid}/{entry.path}: downloaded bytes do not match the manifest's sha256")
+    os.replace(partial, target)
+    marker.write_text(entry.sha256)
+    return str(target)

@@ -1,7 +1,7 @@
 """Checkpoints written atomically and loaded with `weights_only=True`, with every RNG state.
 
-The file is written under a temporary name and renamed over the old one, so a run killed
-while saving still has its previous checkpoint.
+The file is written under a temporary name and renamed over the old one (one PUT on an object
+store), so a run killed while saving still has its previous checkpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from fsspec.implementations.local import LocalFileSystem
 
 from tokenmill.corpus.store.errors import InputError
 
@@ -39,10 +40,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(fs: Any, path: str, state: dict[str, Any]) -> int:
-    """Write `state` to `path` through a temporary name and a rename; return the bytes written."""
+    """Write `state` to `path` atomically and return the bytes written: on a local disk through a
+    temporary name and a rename, on an object store as one PUT (which replaces an object whole)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
+    if not isinstance(fs, LocalFileSystem):
+        fs.pipe_file(path, data)
+        return len(data)
     tmp = f"{path}.tmp"
     with fs.open(tmp, "wb") as f:
         f.write(data)

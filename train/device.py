@@ -9,6 +9,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -64,8 +65,9 @@ def resolve_device(setting: str) -> torch.device:
         raise ConfigError(f"train.device: '{setting}' is not a device (auto, cpu, cuda or cuda:N)") from None
 
 
-def setup_runtime(setting: str) -> Runtime:
-    """The runtime of this process: a DDP rank when torchrun set WORLD_SIZE > 1, else a single device."""
+def setup_runtime(setting: str, rank_timeout_s: float = 1800.0) -> Runtime:
+    """The runtime of this process: a DDP rank when torchrun set WORLD_SIZE > 1, else a single device.
+    A rank that waits longer than `rank_timeout_s` at a collective fails rather than hangs."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(setting)
     if world == 1:
@@ -76,7 +78,8 @@ def setup_runtime(setting: str) -> Runtime:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
         if not torch.distributed.is_initialized():
-            torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo",
+                                                 timeout=timedelta(seconds=rank_timeout_s))
         runtime = Runtime(device, rank, world, local_rank)
     if runtime.is_cuda:
         # TF32 matmuls for whatever autocast leaves in fp32: ~8x the fp32 rate on Ampere and later.

@@ -76,7 +76,7 @@ def run_model(store: Store, run_id: str, device: torch.device) -> GPT:
     manifest = store.manifest(run_id)
     if manifest.step != "train":
         raise InputError(f"'{run_id}' is a {manifest.step} version, not a training run")
-    state = load_checkpoint(store.fs, f"{store.version_dir(run_id)}/{WEIGHTS}")
+    state = load_checkpoint(store.fs, store.file_path(run_id, WEIGHTS, manifest))
     model = GPT(ModelConfig(**state["config"]))
     model.load_state_dict(state["model"])
     return model.to(device)

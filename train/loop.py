@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from tokenmill.corpus.store.step import (
     commit_version,
     params_json,
 )
-from tokenmill.corpus.store.versions import Attempt, FileEntry, Store, folder_of
+from tokenmill.corpus.store.versions import Attempt, FileEntry, Manifest, Store, folder_of
 from tokenmill.tokenize.model import tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import (
@@ -46,7 +47,7 @@ from tokenmill.train.device import (
     setup_runtime,
 )
 from tokenmill.train.eval import val_loss
-from tokenmill.train.eval_step import WEIGHTS, load_eval_set, run_model, score_model
+from tokenmill.train.eval_step import WEIGHTS, EvalSet, load_eval_set, run_model, score_model
 from tokenmill.train.metrics import file_sha256, write_metrics
 from tokenmill.train.model import (
     GPT,
@@ -63,8 +64,9 @@ STEP = "train"
 CODE_VERSION = "train-v1"
 CHECKPOINT = "checkpoint.pt"
 WORK = ".work"
-# How to run, not what is trained: left out of the version id so a resumed run is the same version.
-RUN_CONTROL = ("resume", "progress", "log_every")
+# How to run, not what is trained: left out of the version id so a resumed run is the same version,
+# and a run on more ranks with the same tokens per step is the same run (its world size is in the stats).
+RUN_CONTROL = ("resume", "progress", "log_every", "nproc_per_node", "nnodes", "rdzv_endpoint", "rank_timeout_s")
 
 
 @dataclass
@@ -194,7 +196,8 @@ def check_init_from(store: Store, init_from: str, tokenizer_version: str) -> Non
     other = store.manifest(init_from)
     if other.step != STEP:
         raise ConfigError(f"train.init_from: '{init_from}' is a {other.step} version, not a training run")
-    theirs, ours = tokenizer_info(store, other.inputs[1]).model_sha256, tokenizer_info(store, tokenizer_version).model_sha256
+    theirs = tokenizer_info(store, other.inputs[1]).model_sha256
+    ours = tokenizer_info(store, tokenizer_version).model_sha256
     if theirs != ours:
         raise ConfigError(f"train.init_from: run '{init_from}' used tokenizer {other.inputs[1]}, this run uses "
                           f"{tokenizer_version}; their vocabularies differ, so its weights cannot be reused")
@@ -218,12 +221,8 @@ def start_from(trainer: Trainer, store: Store, params: TrainParams, checkpoint_p
 def run_train(store: Store, params: TrainParams, client: Any, *, force: bool = False, input_version: str,
               tokenizer_version: str) -> Version:
     """Commit a training run on pack `input_version` (or find it cached). The Dask client is unused:
-    training runs in this process (or under torchrun), where torch owns the cores."""
-    with cpu_threads(params.cpu_threads):
-        return _run_train(store, params, force, input_version, tokenizer_version)
-
-
-def _run_train(store: Store, params: TrainParams, force: bool, input_version: str, tokenizer_version: str) -> Version:
+    training runs in this process, or in the torchrun ranks this launches when `nproc_per_node` or
+    `nnodes` asks for DDP, where torch owns the cores."""
     pack = store.manifest(input_version)
     if pack.step != "pack":
         raise InputError(f"train: '{input_version}' is a {pack.step} version, not a pack")
@@ -236,12 +235,27 @@ def _run_train(store: Store, params: TrainParams, force: bool, input_version: st
     identity = {k: v for k, v in settings.items() if k not in RUN_CONTROL} | {"_eval_sha256": eval_set.sha256}
     inputs = (input_version, tokenizer_version) + ((params.init_from,) if params.init_from else ())
     key = VersionKey(STEP, CODE_VERSION, settings, inputs, identity, fingerprint=eval_set.sha256)
-    vid = key.id
     cached = cached_version(store, key, force)
     if cached:
         return cached
+    if wants_ranks(params):
+        from tokenmill.train.launch import launch
 
-    runtime = setup_runtime(params.device)
+        return launch(store, params, key.id, force=force, input_version=input_version,
+                      tokenizer_version=tokenizer_version)
+    with cpu_threads(params.cpu_threads):
+        return _train(store, params, force, key, pack, eval_set, tokenizer_version)
+
+
+def wants_ranks(params: TrainParams) -> bool:
+    """DDP asked for, and this process is not already one of torchrun's ranks."""
+    return (params.nproc_per_node > 1 or params.nnodes > 1) and "WORLD_SIZE" not in os.environ
+
+
+def _train(store: Store, params: TrainParams, force: bool, key: VersionKey, pack: Manifest, eval_set: EvalSet,
+           tokenizer_version: str) -> Version:
+    input_version, vid = pack.id, key.id
+    runtime = setup_runtime(params.device, params.rank_timeout_s)
     train_paths = pack_shards(store, input_version, "train")
     windows = TokenWindows(train_paths, params.seq_len, params.seed, runtime.rank, runtime.world)
     val_shards = [Shard(path) for path in pack_shards(store, input_version, "val")]
@@ -258,6 +272,10 @@ def _run_train(store: Store, params: TrainParams, force: bool, input_version: st
     started = time.perf_counter()
     fit(trainer, val_shards, store, checkpoint_path)
     train_seconds = time.perf_counter() - started
+    # Rank 0 alone scores the final model and commits the version; the other ranks wait at a second
+    # barrier until the manifest exists, so every rank returns the committed version and none exits
+    # (tearing down the process group) while rank 0 still works. `rank_timeout_s` bounds that wait:
+    # a rank 0 that died or hangs fails the job instead of leaving the others blocked forever.
     barrier(runtime)
     if not runtime.is_main:
         barrier(runtime)

@@ -66,6 +66,20 @@ class TrainParams(EvalParams):
     resume: bool = Field(default=True, description="continue from the run's last checkpoint when one was left")
     progress: bool = Field(default=True, description="draw a progress bar on a terminal (log lines elsewhere)")
     log_every: int = Field(default=10, ge=1, description="steps between log lines when no terminal shows the bar")
+    nproc_per_node: int = Field(
+        default=1, ge=1, description="DDP processes on this node (torchrun ranks; one per GPU, or gloo on the CPU)")
+    nnodes: int = Field(default=1, ge=1, description="nodes in the DDP job; each node runs the same command")
+    rdzv_endpoint: str | None = Field(
+        default=None, description="host:port where the nodes of a multi-node job meet (needed when nnodes > 1)")
+    rank_timeout_s: float = Field(
+        default=1800.0, gt=0, description="how long a rank waits at a barrier for the others (it must cover rank "
+        "0's final scoring and commit) before the job fails instead of hanging")
+
+    @model_validator(mode="after")
+    def _rendezvous(self) -> TrainParams:
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("train.nnodes > 1 needs train.rdzv_endpoint (host:port of the node that hosts rank 0)")
+        return self
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainParams:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenmill.corpus.crawl.fetch import REASON_SCOPE, Fetcher
-from tokenmill.corpus.crawl.journal import Journal, JournalState, read_body
+from tokenmill.corpus.crawl.journal import Journal, JournalMirror, JournalState, read_body
 from tokenmill.corpus.crawl.page import extract_page
 from tokenmill.corpus.crawl.params import CrawlParams
 from tokenmill.corpus.crawl.urls import Scope, normalize_url
@@ -136,9 +136,10 @@ class Crawler:
 
 
 def crawl(params: CrawlParams, seeds: list[str], scope: Scope, client: Any, folder: Path,
-          state: JournalState) -> tuple[dict[str, Outcome], float]:
-    """Run the crawl to the end, journaling into `folder`; (outcomes, seconds of requests in flight)."""
-    journal = Journal(folder)
+          state: JournalState, mirror: JournalMirror | None = None) -> tuple[dict[str, Outcome], float]:
+    """Run the crawl to the end, journaling into `folder` (and `mirror`); (outcomes, seconds of requests
+    in flight)."""
+    journal = Journal(folder, mirror)
     try:
         crawler = Crawler(params, seeds, scope, client, journal, state)
         return asyncio.run(crawler.run()), crawler.fetch_seconds

@@ -45,3 +45,10 @@ class CrawlParams(BaseModel):
     )
     extract_timeout_s: float = Field(default=30.0, gt=0, description="seconds allowed to extract one page")
     warc: bool = Field(default=False, description="also keep the raw responses as WARC beside the version")
+    journal_sync_s: float = Field(
+        default=10.0, ge=0, description="object stores: seconds between copies of the crawl's journal to the store, "
+        "from which a crawl killed on one host resumes on another (at most this much is fetched again)")
+
+
+# How the crawl runs, not what it fetches: recorded, but left out of the version id and the journal's key.
+RUN_CONTROL = ("journal_sync_s",)

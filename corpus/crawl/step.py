@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import orjson
 import pyarrow as pa
 
-from tokenmill.corpus.crawl.journal import load_journal
+from tokenmill.corpus.crawl.journal import BODIES, JOURNAL, JournalMirror, load_journal
 from tokenmill.corpus.crawl.loop import Outcome, crawl
-from tokenmill.corpus.crawl.params import CrawlParams
+from tokenmill.corpus.crawl.params import RUN_CONTROL, CrawlParams
 from tokenmill.corpus.crawl.urls import (
     Scope,
     host_of,
@@ -33,6 +33,7 @@ from tokenmill.corpus.crawl.urls import (
     resolve,
 )
 from tokenmill.corpus.ingest.readers import doc_id
+from tokenmill.corpus.store.cache import cache_root
 from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.parts import Batch, write_part
 from tokenmill.corpus.store.schema import DOC_SCHEMA, REJECTED_SCHEMA
@@ -94,11 +95,16 @@ def check_crawl(params: CrawlParams) -> None:
             )
 
 
-def state_folder(store: Store, key: str) -> Path:
-    """Where an unfinished crawl keeps its journal: in the store when it is local, else the user cache."""
+def state_folders(store: Store, params: CrawlParams, seeds: list[str]) -> tuple[str, Path, JournalMirror | None]:
+    """Where an unfinished crawl keeps its state: its folder in the store (the commit marker, and on
+    object stores the journal's copy), the local folder its journal is appended in (the store's own
+    on a local store, else this node's cache) and the mirror between the two on object stores."""
+    identity = {k: v for k, v in params_json(params).items() if k not in RUN_CONTROL}
+    key = hashlib.sha256(canonical_json({"settings": identity, "seeds": seeds, "code": CODE_VERSION})).hexdigest()
+    in_store = f"{store.root}/{STEP}/.state/{key[:16]}"
     if store.local:
-        return Path(store.root) / STEP / ".state" / key
-    return Path.home() / ".cache" / "tokenmill" / "crawl" / key
+        return in_store, Path(in_store), None
+    return in_store, cache_root() / STEP / key[:16], JournalMirror(store.fs, in_store, params.journal_sync_s)
 
 
 def fingerprint(outcomes: dict[str, Outcome]) -> str:
@@ -158,32 +164,36 @@ def run_crawl(store: Store, params: CrawlParams, client: Any, *, force: bool = F
     """Crawl from the seeds and commit a docs version; a rerun after a kill resumes the journal."""
     check_crawl(params)
     seeds = crawl_seeds(params)
-    settings = params_json(params)
-    state_key = hashlib.sha256(canonical_json({"settings": settings, "seeds": seeds, "code": CODE_VERSION})).hexdigest()
-    folder = state_folder(store, state_key[:16])
-    committed = folder / COMMITTED
+    in_store, folder, mirror = state_folders(store, params, seeds)
+    committed = f"{in_store}/{COMMITTED}"
     if force:
         shutil.rmtree(folder, ignore_errors=True)
-    elif committed.exists():
-        vid = orjson.loads(committed.read_bytes())["id"]
+        if mirror:
+            mirror.clear()
+    elif store.fs.exists(committed):
+        vid = orjson.loads(store.fs.cat_file(committed))["id"]
         if store.exists(vid):
             return Version(store.manifest(vid), cached=True)
+    if mirror:
+        mirror.restore(folder)
     started = datetime.now(timezone.utc)
     state = load_journal(folder)
-    outcomes, fetch_seconds = crawl(params, seeds, crawl_scope(params, seeds), client, folder, state)
+    outcomes, fetch_seconds = crawl(params, seeds, crawl_scope(params, seeds), client, folder, state, mirror)
     summary = crawl_stats(outcomes, len(state.robots), started, datetime.now(timezone.utc))
     summary["fetch_seconds"] = round(fetch_seconds, 3)
     version = commit_crawl(store, params, outcomes, summary, folder, force)
-    committed.write_bytes(orjson.dumps({"id": version.id}))
-    for name in ("journal.jsonl", "bodies.bin"):
+    store.fs.pipe_file(committed, orjson.dumps({"id": version.id}))
+    for name in (JOURNAL, BODIES):
         (folder / name).unlink(missing_ok=True)
+    if mirror:
+        mirror.clear()
     return version
 
 
 def commit_crawl(store: Store, params: CrawlParams, outcomes: dict[str, Outcome], summary: dict[str, Any],
                  folder: Path, force: bool) -> Version:
     """Write the rows (and WARC) of a finished crawl and commit them, unless that version exists."""
-    key = VersionKey.of(STEP, CODE_VERSION, params, fingerprint=fingerprint(outcomes))
+    key = VersionKey.of(STEP, CODE_VERSION, params, fingerprint=fingerprint(outcomes), run_control=RUN_CONTROL)
 
     def write(attempt: Attempt) -> Written:
         started = datetime.fromisoformat(summary["started_at"])

@@ -174,8 +174,9 @@ def check_against(store: Store, params: DedupParams) -> None:
 
 
 def version_folder_files(store: Store, vid: str, folder: str) -> list[str]:
-    base = store.version_dir(vid)
-    return [store.uri(f"{base}/{f.path}") for f in store.manifest(vid).files if f.path.startswith(f"{folder}/")]
+    manifest = store.manifest(vid)
+    base = store.data_dir(vid, manifest)
+    return [store.uri(f"{base}/{f.path}") for f in manifest.files if f.path.startswith(f"{folder}/")]
 
 
 def signature_frame(files: list[str], src: int):
@@ -241,7 +242,8 @@ def part_clusters(clusters_url: str, index: int) -> pd.DataFrame:
     fs, path = fsspec.core.url_to_fs(f"{clusters_url}/part={index}")
     if not fs.exists(path):
         return pd.DataFrame(columns=["reason", "duplicate_of", "dup_cluster", "dup_cluster_size"])
-    table = pq.read_table(path, filesystem=fs, columns=["row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size"])
+    table = pq.read_table(path, filesystem=fs,
+                          columns=["row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size"])
     return table.to_pandas().set_index("row")
 
 

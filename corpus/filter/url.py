@@ -4,9 +4,9 @@ or whose URL contains a listed substring. Lists come from the config and from a 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,7 +41,8 @@ def block_lists(params: UrlBlocklistParams) -> tuple[list[str], list[str]]:
     domains, substrings = set(params.domains), set(params.substrings)
     if params.file:
         try:
-            lines = Path(params.file).read_text(encoding="utf-8").splitlines()
+            with fsspec.open(params.file, "rt", encoding="utf-8") as f:
+                lines = f.read().splitlines()
         except OSError as exc:
             raise ConfigError(f"filter.url_blocklist.file: cannot read '{params.file}': {exc.strerror}") from None
         for line in (line.strip() for line in lines):

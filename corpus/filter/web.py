@@ -6,9 +6,9 @@ All signals are pyarrow counts over the whole batch.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -88,7 +88,8 @@ def read_word_list(path: str | None) -> list[str]:
     if path is None:
         return []
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with fsspec.open(path, "rt", encoding="utf-8") as f:
+            text = f.read()
     except OSError as exc:
         raise ConfigError(f"filter.c4.bad_words_file: cannot read '{path}': {exc.strerror}") from None
     return sorted({w.strip().lower() for w in text.splitlines() if w.strip()})

@@ -63,10 +63,12 @@ class VersionKey:
 
     @classmethod
     def of(cls, step: str, code_version: str, params: BaseModel, inputs: Sequence[str] = (),
-           fingerprint: str | None = None) -> VersionKey:
-        """The usual key: the step's settings, plus the fingerprint of the outside world for ingest steps."""
+           fingerprint: str | None = None, run_control: Sequence[str] = ()) -> VersionKey:
+        """The usual key: the step's settings but those in `run_control` (how it runs, not what it
+        makes), plus the fingerprint of the outside world for ingest steps."""
         settings = params_json(params)
-        identity = {**settings, "_fingerprint": fingerprint} if fingerprint else None
+        hashed = {k: v for k, v in settings.items() if k not in run_control}
+        identity = {**hashed, "_fingerprint": fingerprint} if fingerprint else hashed
         return cls(step, code_version, settings, tuple(inputs), identity, fingerprint)
 
     @cached_property
@@ -111,6 +113,9 @@ def commit_version(store: Store, key: VersionKey, write: Callable[[Attempt], Wri
     if cached:
         return cached
     attempt = store.begin(key.step, key.id)
+    if not force and store.exists(key.id):  # another writer held the lock and committed it meanwhile
+        attempt.abort()
+        return Version(store.manifest(key.id), cached=True)
     try:
         written = write(attempt)
     except BaseException:

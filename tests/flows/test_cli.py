@@ -66,6 +66,8 @@ def test_run_twice_is_cached_and_the_version_can_be_inspected(tmp_path, write_js
         (["run", "--from", "load-0123456789ab", "load"], "--from: version 'load-0123456789ab' is not in the store"),
         (["run", "clean", "--set", "pipeline.steps=['load']"],
          "step 'clean' is not in pipeline.steps; give --from VERSION to run it alone"),
+        (["run", "load", "--dask-address", "tcp://127.0.0.1:1", "--set", "load.paths=['in.jsonl']"],
+         "is a local path but the Dask cluster at tcp://127.0.0.1:1 is external"),
         (["run", "load", "pack", "--set", "load.paths=['in.jsonl']"],
          "step 'pack' needs a tokenizer version: give --from VERSION, or run an ingest step"),
     ],
@@ -154,31 +156,6 @@ def test_run_crawl_needs_no_from_alone_or_first_in_a_selection(tmp_path, site):
     assert list(versions) == ["crawl", "clean"] and versions["crawl"] == vid
     assert f"crawl {vid} cached" in chain.stderr
     assert store.manifest(versions["clean"]).inputs == [vid]
-
-
-@pytest.fixture
-def external_cluster(tmp_path):
-    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1."""
-    scheduler_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.time() + 60
-        while not scheduler_file.exists() and time.time() < deadline:
-            time.sleep(0.1)
-        for _ in range(2):
-            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
-                                           "--scheduler-file", str(scheduler_file), "--nworkers", "1",
-                                           "--nthreads", "1", "--no-dashboard"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        address = json.loads(scheduler_file.read_text())["address"]
-        yield address
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
 
 
 def test_external_cluster_gives_the_same_version_as_the_local_cluster(tmp_path, client, external_cluster):

@@ -94,7 +94,8 @@ def test_dedup_deployment_runs_then_completes_cached(tmp_path, store, client, do
     texts = [f"Report {i} on harbour traffic: ships, cranes and tides in week {i}." for i in range(12)]
     load = docs_version(texts + texts[:3])
     params = {"input_version": load,
-              "overrides": {"store.root": store.url, "dask.address": client.scheduler.address}}
+              "overrides": {"store.root": store.url, "store.shared_filesystem": True,
+                            "dask.address": client.scheduler.address}}
     processes = []
     try:
         server_log = tmp_path / "server.log"

@@ -18,36 +18,12 @@ from tokenmill.train.eval_step import run_eval
 from tokenmill.train.loop import run_train
 from tokenmill.train.params import EvalParams, TrainParams
 
-SENTENCES = [
-    "the quick brown fox jumps over the lazy dog",
-    "a stitch in time saves nine and a penny saved is a penny earned",
-    "all that glitters is not gold but it shines in the morning light",
-    "the early bird catches the worm while the night owl sleeps late",
-]
-
-
-def texts(n: int) -> list[dict]:
-    """Docs built from four sentences: small enough for a tiny model to learn by heart."""
-    return [{"text": f"{SENTENCES[i % 4]}.\n{SENTENCES[(i + 1) % 4]}.", "url": f"http://t/{i}"} for i in range(n)]
-
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, client) -> tuple[Store, str, str, Path]:
+def prepared(tmp_path_factory, client, make_pack) -> tuple[Store, str, str, Path]:
     """A store holding a load, tokenizer and pack version, and an eval text file."""
-    import json
-
-    from tokenmill.corpus.ingest.load import LoadParams, run_load
-
-    root = tmp_path_factory.mktemp("train")
-    store = Store(str(root / "store"))
-    source = root / "docs.jsonl"
-    source.write_text("".join(json.dumps(d) + "\n" for d in texts(60)))
-    docs = run_load(store, LoadParams(paths=[str(source)], source_field="url"), client).id
-    tok = run_tokenizer(store, TokenizerParams(vocab_size=300, heldout_fraction=0), client, input_version=docs).id
-    pack = run_pack(store, PackParams(val_fraction=0.1), client, input_version=docs, tokenizer_version=tok).id
-    eval_file = root / "eval.txt"
-    eval_file.write_text(f"{SENTENCES[0]}.\n\n{SENTENCES[2]}.\n")
-    return store, pack, tok, eval_file
+    store = Store(str(tmp_path_factory.mktemp("train") / "store"))
+    return store, *make_pack(store)
 
 
 def params(eval_file: Path, **overrides) -> TrainParams:

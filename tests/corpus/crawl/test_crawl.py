@@ -289,15 +289,25 @@ if __name__ == "__main__":
 """
 
 
-def test_killed_crawl_resumes_without_refetching(store: Any, client: Any, servers: Servers, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_killed_crawl_resumes_without_refetching(where: str, request: pytest.FixtureRequest, client: Any,
+                                                 servers: Servers, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGKILL while /farm/1.html is in flight; the rerun fetches only what had no journal record
-    (the one cut request), and commits the version an uninterrupted crawl commits."""
+    (the one cut request), and commits the version an uninterrupted crawl commits. On S3 the rerun
+    runs as on another host, with its own cache: it resumes from the journal's copy in the store."""
+    from tokenmill.corpus.store.versions import Store
+
+    store = request.getfixturevalue("store")
+    if where == "s3":
+        store = Store(f"{request.getfixturevalue('s3_bucket')}/store")
     base, site = servers.start(hang_path="/farm/1.html")
-    params = crawl_params(base, delay_s=0, concurrency=1, per_host_concurrency=1, max_depth=2)
+    params = crawl_params(base, delay_s=0, concurrency=1, per_host_concurrency=1, max_depth=2, journal_sync_s=0)
     script = tmp_path / "crawl_script.py"
     script.write_text(CRAWL_SCRIPT)
     args = [sys.executable, str(script), store.url, params.model_dump_json(), client.scheduler.address]
-    proc = subprocess.Popen(args, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    killed_host = {"PYTHONUNBUFFERED": "1", "TOKENMILL_CACHE": str(tmp_path / "killed-host")}
+    proc = subprocess.Popen(args, env={**os.environ, **killed_host})
     deadline = time.monotonic() + 60
     while "/farm/1.html" not in [p for _, p in site.log] and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -306,9 +316,11 @@ def test_killed_crawl_resumes_without_refetching(store: Any, client: Any, server
     site.release_path.touch()
     assert proc.returncode == -signal.SIGKILL
 
+    monkeypatch.setenv("TOKENMILL_CACHE", str(tmp_path / "resuming-host"))
     resumed = run_crawl(store, params, client)
-
-    from tokenmill.corpus.store.versions import Store
+    monkeypatch.setenv("TOKENMILL_CACHE", str(tmp_path / "third-host"))
+    assert run_crawl(store, params, client).cached  # the commit marker is in the store, not on a host
+    assert not store.fs.glob(f"{store.root}/crawl/.state/*/segments/*")
 
     servers.stop_all()
     _, fresh_site = servers.start(port=int(base.rsplit(":", 1)[1]))

@@ -1,0 +1,61 @@
+"""What every Dask worker needs before a step's first task, wherever it runs.
+
+A LocalCluster's workers are spawned by tokenmill with the malloc environment of
+`runtime.worker_environ`; workers of an external cluster (dask-kubernetes, dask-jobqueue,
+`dask worker` by hand) start without it and without the store's storage options. A worker
+plugin gives both to every worker, including ones that join later.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from tokenmill.corpus.store.errors import ConfigError
+from tokenmill.corpus.store.runtime import WORKER_MALLOC_THRESHOLD, DaskSettings
+from tokenmill.corpus.store.versions import Store, StoreSettings, use_storage_options
+
+PLUGIN_NAME = "tokenmill-worker-setup"
+# glibc's mallopt parameters (malloc.h): the same two thresholds `worker_environ` sets.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def tune_malloc(threshold: int = WORKER_MALLOC_THRESHOLD) -> bool:
+    """Set glibc's mmap and trim thresholds in this running process (mallopt), as the environment does
+    for processes tokenmill spawns; False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, threshold))
+
+
+class WorkerSetup(WorkerPlugin):
+    """The store's storage options as fsspec defaults, and the malloc thresholds, on each worker."""
+
+    def __init__(self, storage_options: Mapping[str, Mapping[str, Any]]):
+        self.storage_options = {protocol: dict(values) for protocol, values in storage_options.items()}
+
+    def setup(self, worker: Any) -> None:
+        use_storage_options(self.storage_options)
+        tune_malloc()
+
+
+def prepare_workers(client: Any, store: Store) -> None:
+    """Register `WorkerSetup` for `store` on the cluster (again, harmlessly, when already there)."""
+    client.register_plugin(WorkerSetup(store.storage_options()), name=PLUGIN_NAME)
+
+
+def check_store_reach(store: StoreSettings, dask: DaskSettings) -> None:
+    """Refuse a local store with an external cluster unless the user says every worker mounts it: the
+    workers would write parts to their own disks, and the driver would commit a folder it never got."""
+    address = dask.resolved_address()
+    if address and Store(store.root, store.options).local and not store.shared_filesystem:
+        raise ConfigError(
+            f"store.root '{store.root}' is a local path but the Dask cluster at {address} is external: its "
+            "workers cannot write there; use an object store (s3://…, gs://…) or, if every worker mounts this "
+            "path, set store.shared_filesystem = true"
+        )

@@ -1,0 +1,44 @@
+"""A small real pack to train on: docs a tiny model learns by heart in a few hundred steps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tokenmill.corpus.ingest.load import LoadParams, run_load
+from tokenmill.corpus.store.versions import Store
+from tokenmill.tokenize.pack import PackParams, run_pack
+from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
+
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog",
+    "a stitch in time saves nine and a penny saved is a penny earned",
+    "all that glitters is not gold but it shines in the morning light",
+    "the early bird catches the worm while the night owl sleeps late",
+]
+
+
+def texts(n: int) -> list[dict]:
+    """Docs built from four sentences: small enough for a tiny model to learn by heart."""
+    return [{"text": f"{SENTENCES[i % 4]}.\n{SENTENCES[(i + 1) % 4]}.", "url": f"http://t/{i}"} for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def make_pack(tmp_path_factory, client) -> Callable[[Store], tuple[str, str, Path]]:
+    """Fills a store with a load, tokenizer and pack version; returns (pack, tokenizer, eval text file)."""
+
+    def make(store: Store) -> tuple[str, str, Path]:
+        root = tmp_path_factory.mktemp("pack-inputs")
+        source = root / "docs.jsonl"
+        source.write_text("".join(json.dumps(d) + "\n" for d in texts(60)))
+        docs = run_load(store, LoadParams(paths=[str(source)], source_field="url"), client).id
+        tok = run_tokenizer(store, TokenizerParams(vocab_size=300, heldout_fraction=0), client, input_version=docs).id
+        pack = run_pack(store, PackParams(val_fraction=0.1), client, input_version=docs, tokenizer_version=tok).id
+        eval_file = root / "eval.txt"
+        eval_file.write_text(f"{SENTENCES[0]}.\n\n{SENTENCES[2]}.\n")
+        return pack, tok, eval_file
+
+    return make
