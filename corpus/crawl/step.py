@@ -9,7 +9,6 @@ the settings plus a content hash of what was fetched (DESIGN §2, ingest steps).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 from collections import Counter
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import fsspec
 import orjson
 import pyarrow as pa
 
@@ -51,10 +51,11 @@ def crawl_seeds(params: CrawlParams) -> list[str]:
     """The normalized seeds of `seeds` and `seeds_file`; a seed that is not an http(s) URL is a ConfigError."""
     raw = list(params.seeds)
     if params.seeds_file:
-        if not os.path.exists(params.seeds_file):
-            raise InputError(f"crawl.seeds_file: '{params.seeds_file}' does not exist")
-        with open(params.seeds_file, encoding="utf-8") as f:
-            raw += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        try:
+            with fsspec.open(params.seeds_file, "rt", encoding="utf-8") as f:
+                raw += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        except FileNotFoundError:
+            raise InputError(f"crawl.seeds_file: '{params.seeds_file}' does not exist") from None
     if not raw:
         raise ConfigError("crawl.seeds: no seed URL given (set crawl.seeds or crawl.seeds_file)")
     seeds = []

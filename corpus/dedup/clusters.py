@@ -22,7 +22,7 @@ import pandas as pd
 from tokenmill.corpus.dedup.components import (
     EDGES_META,
     distributed_labels,
-    union_find_labels,
+    single_task_labels,
 )
 from tokenmill.corpus.dedup.minhash import band_keys, estimated_jaccard
 
@@ -175,8 +175,8 @@ def near_duplicate_labels(reps: Any, settings: ClusterSettings) -> tuple[Any, di
     n_candidates, n_edges = dask.compute(candidates.shape[0], edges.shape[0])
     counts = {"candidate_edges": int(n_candidates), "edges": int(n_edges), "components_rounds": 0}
     if n_edges <= settings.max_union_find_edges:
-        counts["components_method"] = "union_find"
-        labels = dd.from_delayed([delayed(union_find_labels)(edges.to_delayed())], meta=union_find_labels([]))
+        counts["components_method"] = "single_task"
+        labels = dd.from_delayed([delayed(single_task_labels)(edges.to_delayed())], meta=single_task_labels([]))
     else:
         counts["components_method"] = "distributed"
         labels, counts["components_rounds"] = distributed_labels(edges, settings.npartitions)

@@ -100,7 +100,8 @@ class DedupParams(BaseModel):
         default_factory=list, description="earlier dedup versions to deduplicate against; their docs always win"
     )
     max_union_find_edges: int = Field(
-        default=5_000_000, ge=0, description="edges up to which components run by union-find in one task"
+        default=5_000_000, ge=0, description="edges up to which components are found in one task (scipy); "
+        "above, by rounds of Dask joins"
     )
     shuffle_partitions: int | None = Field(
         default=None, ge=1, description="partitions of each shuffle (default: one per 100k docs, at most one per part)"

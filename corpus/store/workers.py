@@ -12,6 +12,7 @@ import ctypes
 from collections.abc import Mapping
 from typing import Any
 
+import fsspec
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from tokenmill.corpus.store.errors import ConfigError
@@ -34,19 +35,24 @@ def tune_malloc(threshold: int = WORKER_MALLOC_THRESHOLD) -> bool:
 
 
 class WorkerSetup(WorkerPlugin):
-    """The store's storage options as fsspec defaults, and the malloc thresholds, on each worker."""
+    """The store's storage options as fsspec defaults, and the malloc thresholds, on each worker; the
+    store's filesystem is opened once there too, so the first task does not pay for importing it
+    (s3fs and botocore take a second or two)."""
 
-    def __init__(self, storage_options: Mapping[str, Mapping[str, Any]]):
+    def __init__(self, storage_options: Mapping[str, Mapping[str, Any]], protocol: str):
         self.storage_options = {protocol: dict(values) for protocol, values in storage_options.items()}
+        self.protocol = protocol
 
     def setup(self, worker: Any) -> None:
         use_storage_options(self.storage_options)
         tune_malloc()
+        fsspec.filesystem(self.protocol, **self.storage_options.get(self.protocol, {}))
 
 
 def prepare_workers(client: Any, store: Store) -> None:
     """Register `WorkerSetup` for `store` on the cluster (again, harmlessly, when already there)."""
-    client.register_plugin(WorkerSetup(store.storage_options()), name=PLUGIN_NAME)
+    protocol = store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]
+    client.register_plugin(WorkerSetup(store.storage_options(), protocol), name=PLUGIN_NAME)
 
 
 def check_store_reach(store: StoreSettings, dask: DaskSettings) -> None:

@@ -110,3 +110,30 @@ def test_the_pipeline_on_s3_and_an_external_cluster_equals_the_local_run(tmp_pat
     store = Store(remote_root)
     listing = feather.read_table(store.fs.open(store.file_path(remote["pack"], "shard_docs.arrow"), "rb"))
     assert set(listing["id"].to_pylist()) <= {doc["id"] for doc in docs}
+
+
+def test_two_pipelines_at_once_on_s3_commit_each_version_once(tmp_path, s3_bucket, external_cluster):
+    """Started at the same moment with the same settings: both succeed, with the same versions, each
+    committed once (one attempt folder per version: the second writer waited and found the commit)."""
+    import s3fs
+
+    lines = "".join(json.dumps(doc) + "\n" for doc in corpus()[:120])
+    s3fs.S3FileSystem(skip_instance_cache=True).pipe_file(f"{s3_bucket}/input/docs.jsonl", lines.encode())
+    root = f"{s3_bucket}/store"
+    args = [*CLI, "run", "load", "clean", "dedup", "--store", root, "--dask-address", external_cluster,
+            "--set", f"load.paths=['{s3_bucket}/input/docs.jsonl']", "--set", "store.lease_seconds=10", "--json"]
+    runs = []
+    for name in ("first", "second"):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        runs.append(subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(err[-3000:] for _, err in outputs)
+    first, second = (json.loads(out) for out, _ in outputs)
+    assert first == second and list(first) == ["load", "clean", "dedup"]
+    store = Store(root)
+    for vid in first.values():
+        attempts = store.fs.ls(f"{store.version_dir(vid)}/attempts", refresh=True)
+        assert len(attempts) == 1, f"{vid}: {attempts}"
+        assert store.manifest(vid).base == f"attempts/{attempts[0].rsplit('/', 1)[-1]}"
+    assert len(store.versions()) == 3

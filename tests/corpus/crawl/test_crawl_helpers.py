@@ -110,3 +110,14 @@ def test_extract_page_text_and_links() -> None:
     text, links = extract_page(html, "text/html", "http://h.org/dir/page.html")
     assert "Привет, мир." in text
     assert links == ["http://h.org/next.html", "http://h.org/dir/rel.html#x"]
+
+
+def test_seeds_file_is_read_from_any_fsspec_url(tmp_path) -> None:
+    from tokenmill.corpus.crawl.step import CrawlParams, crawl_seeds
+    from tokenmill.corpus.store.errors import InputError
+
+    (tmp_path / "seeds.txt").write_text("# crawl these\nhttps://Example.org/docs\n\nhttps://example.net/\n")
+    params = CrawlParams(seeds=["https://example.com/"], seeds_file=f"file://{tmp_path}/seeds.txt")
+    assert sorted(crawl_seeds(params)) == ["https://example.com/", "https://example.net/", "https://example.org/docs"]
+    with pytest.raises(InputError, match="does not exist"):
+        crawl_seeds(CrawlParams(seeds_file=str(tmp_path / "missing.txt")))

@@ -8,8 +8,8 @@ import pandas as pd
 
 from tokenmill.corpus.dedup.components import (
     distributed_labels,
-    union_find,
-    union_find_labels,
+    single_task_components,
+    single_task_labels,
 )
 
 
@@ -24,14 +24,14 @@ def graph() -> pd.DataFrame:
     return pd.DataFrame({"hi": hi.astype(np.int64), "lo": lo.astype(np.int64)})
 
 
-def test_union_find_labels_each_node_with_its_component_minimum():
-    nodes, labels = union_find(np.array([1, 3, 9, 4]), np.array([2, 2, 8, 3]))
+def test_single_task_labels_each_node_with_its_component_minimum():
+    nodes, labels = single_task_components(np.array([1, 3, 9, 4]), np.array([2, 2, 8, 3]))
     assert dict(zip(nodes.tolist(), labels.tolist())) == {1: 1, 2: 1, 3: 1, 4: 1, 9: 8, 8: 8}
 
 
-def test_distributed_and_union_find_give_identical_clusters(client):
+def test_distributed_and_single_task_give_identical_clusters(client):
     edges = graph()
-    single = union_find_labels([edges]).sort_values("node").reset_index(drop=True)
+    single = single_task_labels([edges]).sort_values("node").reset_index(drop=True)
     labels, rounds = distributed_labels(dd.from_pandas(edges, npartitions=4), npartitions=3)
     distributed = labels.compute().sort_values("node").reset_index(drop=True)
     pd.testing.assert_frame_equal(single, distributed, check_dtype=False)
