@@ -17,7 +17,6 @@ import argparse
 import json
 import random
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,8 +24,8 @@ from typing import Any
 
 import orjson
 import psutil
+from run import MB, PeakMemory
 
-MB = 2**20
 DOCS_PER_FILE = 20_000
 DOMAINS = 5_000
 STEPS = ["load", "clean", "dedup", "filter", "tokenizer", "pack"]
@@ -70,29 +69,6 @@ def write_corpus(folder: Path, n_docs: int, seed: int = 0) -> list[str]:
     return paths
 
 
-class DriverPeak:
-    """The peak RSS of this process while the block runs, sampled every `interval` seconds."""
-
-    def __init__(self, interval: float = 0.05):
-        self.interval, self.peak = interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            self.peak = max(self.peak, me.memory_info().rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> DriverPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def run_steps(store: Any, client: Any, paths: list[str], label: Any) -> list[dict[str, Any]]:
     """Every step once, in order, on `store` with `client`; a row per step (printed as it ends)."""
     from tokenmill.corpus.clean.step import CleanParams, run_clean
@@ -117,7 +93,7 @@ def run_steps(store: Any, client: Any, paths: list[str], label: Any) -> list[dic
     for step in STEPS:
         baseline = psutil.Process().memory_info().rss
         started = time.perf_counter()
-        with DriverPeak() as peak:
+        with PeakMemory(interval=0.05) as peak:
             version = calls[step]()
         wall = time.perf_counter() - started
         if step == "tokenizer":
@@ -128,7 +104,7 @@ def run_steps(store: Any, client: Any, paths: list[str], label: Any) -> list[dic
         docs_out = version.manifest.stats.get("docs_out", docs_out)
         rows.append({"run": label, "step": step, "docs_in": docs_in, "wall_s": round(wall, 2),
                      "us_per_doc": round(1e6 * wall / max(docs_in, 1), 1),
-                     "driver_peak_mb": round(peak.peak / MB), "driver_before_mb": round(baseline / MB)})
+                     "driver_peak_mb": round(peak.driver_peak / MB), "driver_before_mb": round(baseline / MB)})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 

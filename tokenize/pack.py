@@ -1,25 +1,24 @@
 """The pack step: encode a docs version with a tokenizer version into token shards for training.
 
 Outline: (1) every input part is encoded on a Dask worker (the model loaded once per worker
-process), training docs overlapping the eval texts and docs with no tokens are dropped to
-`rejected/`, and tokens go to a scratch file; only per-doc lengths and hashes come back.
-(2) The driver splits train/val by a hash of the doc id, orders each split by a seeded hash
-(a permutation independent of partitioning) and cuts it into shards. (3) Workers gather each
-shard's docs from the scratch files and write `<split>-NNNNN.bin` / `.idx`.
+process); training docs overlapping the eval texts and docs with no tokens are dropped to
+`rejected/`; the kept docs' tokens go to a scratch file in their seeded order, bucketed, and
+only per-bucket totals and the part's few validation candidates come back. (2) The driver
+picks the validation docs among the candidates and groups buckets into ranges; a task per
+range merges that range of every part, splits it and cuts it into shard runs. (3) A task per
+shard writes `<split>-NNNNN.bin` / `.idx` from the one or few ranges it spans, and one task
+writes the listing of which doc sits where. `shard_order` defines the order and the split.
 """
 
 from __future__ import annotations
 
-import io
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.feather as feather
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenmill.corpus.ingest.pydocs import PYTHON_TOPICS_URL
@@ -38,17 +37,30 @@ from tokenmill.corpus.store.versions import Attempt, FileEntry, Store
 from tokenmill.tokenize.decontam import EvalNgrams, eval_ngrams
 from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.tokenize.model import BOS_ID, EOS_ID, TokenizerInfo, load_model, tokenizer_info
-from tokenmill.tokenize.sampling import id_keys, id_units
+from tokenmill.tokenize.shard_order import (
+    BUCKETS,
+    RANGE_TOKENS,
+    SPLITS,
+    PartOrder,
+    RangeJob,
+    ValRule,
+    bucket_ranges,
+    buckets_of,
+    cheapest_first,
+    plan_shards,
+    sort_range,
+    write_listing,
+    write_part_order,
+    write_shard_pieces,
+)
 from tokenmill.tokenize.shards import (
     BOUNDARY_CODES,
     MAX_SHARD_TOKENS,
     token_dtype,
-    write_shard,
 )
 
 STEP = "pack"
 CODE_VERSION = "pack-v2"
-SPLIT_SALT = "pack-split"
 SCRATCH = "_encoded"
 REASON_DECONTAMINATED = "pack:decontaminated"
 REASON_EMPTY = "pack:empty"
@@ -96,16 +108,18 @@ class EncodeJob:
     batch_docs: int
     threads: int
     newline_id: int | None
+    seed: int
+    val_fraction: float
+    val_max_tokens: int
 
 
 @dataclass
 class EncodedPart:
-    tokens_url: str
-    ids: list[str]
-    lengths: np.ndarray
-    offsets: np.ndarray
-    files: list[FileEntry] = field(default_factory=list)
-    stats: DocStats = field(default_factory=DocStats)
+    """What one encode task returns: its rejected file, its stats and its order summary."""
+
+    files: list[FileEntry]
+    stats: DocStats
+    order: PartOrder
 
 
 def encode_with_boundaries(sp: Any, texts: list[str], newline_id: int | None, threads: int, boundary: str,
@@ -139,169 +153,138 @@ def encode_with_boundaries(sp: Any, texts: list[str], newline_id: int | None, th
 
 
 def encode_part(index: int, url: str, job: EncodeJob, eval_set: EvalNgrams) -> EncodedPart:
-    """Encode one input part into a scratch token file; drop overlapping and empty docs with reasons."""
+    """Encode one input part into its ordered scratch files; drop overlapping and empty docs with reasons."""
     sp = load_model(job.model_url, job.model_sha256)
     name = f"part-{index:05d}.parquet"
     rejected = PartWriter(f"{job.out_url}/rejected/{name}", f"rejected/{name}", REJECTED_SCHEMA)
-    out = EncodedPart(tokens_url=f"{job.scratch_url}/part-{index:05d}.tok", ids=[], lengths=np.zeros(0, np.int64),
-                      offsets=np.zeros(0, np.int64))
-    lengths, written = [], 0
-    with fsspec.open(out.tokens_url, "wb", auto_mkdir=True) as tokens_file:
-        for table in read_batches(url, batch_rows=job.batch_docs):
-            texts = table["text"].to_pylist()
-            dirty = eval_set.overlapping_docs(texts)
-            flat, doc_lengths, empty_clean = encode_with_boundaries(
-                sp, [t or "" for t, d in zip(texts, dirty) if not d], job.newline_id, job.threads, job.boundary,
-                job.dtype)
-            empty = np.zeros(len(texts), dtype=bool)
-            empty[np.flatnonzero(~dirty)] = empty_clean
-            for mask, reason in ((dirty, REASON_DECONTAMINATED), (empty, REASON_EMPTY)):
-                if mask.any():
-                    dropped = rejected_rows(table, mask, reason)
-                    rejected.write(dropped)
-                    out.stats.add_rejected(dropped)
-            kept = table.filter(pa.array(~dirty & ~empty))
-            out.stats.add_kept(kept)
-            tokens_file.write(flat.tobytes())
-            out.ids.extend(kept["id"].to_pylist())
-            lengths.append(doc_lengths)
-            written += len(flat)
-    out.lengths = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
-    out.offsets = np.cumsum(out.lengths) - out.lengths
+    stats = DocStats()
+    runs, lengths, ids = [], [], []
+    for table in read_batches(url, batch_rows=job.batch_docs):
+        texts = table["text"].to_pylist()
+        dirty = eval_set.overlapping_docs(texts)
+        flat, doc_lengths, empty_clean = encode_with_boundaries(
+            sp, [t or "" for t, d in zip(texts, dirty) if not d], job.newline_id, job.threads, job.boundary, job.dtype)
+        empty = np.zeros(len(texts), dtype=bool)
+        empty[np.flatnonzero(~dirty)] = empty_clean
+        for mask, reason in ((dirty, REASON_DECONTAMINATED), (empty, REASON_EMPTY)):
+            if mask.any():
+                dropped = rejected_rows(table, mask, reason)
+                rejected.write(dropped)
+                stats.add_rejected(dropped)
+        kept = table.filter(pa.array(~dirty & ~empty))
+        stats.add_kept(kept)
+        runs.append(flat)
+        lengths.append(doc_lengths)
+        ids.extend(kept["id"].to_pylist())
+    tokens = np.concatenate(runs) if runs else np.zeros(0, job.dtype)
+    doc_lengths = np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
+    fs, scratch = fsspec.core.url_to_fs(job.scratch_url)
+    order = write_part_order(fs, scratch, index, tokens, doc_lengths, ids, job.seed, job.val_fraction,
+                             job.val_max_tokens)
+    order.lengths_hist = log2_histogram(pa.array(doc_lengths))
+    stats.counters["tokens"] += len(tokens)
     entry = rejected.close(keep_empty=False)
-    out.files = [entry] if entry else []
-    out.stats.counters["tokens"] += written
-    return out
-
-
-def split_val(ids: list[str], lengths: np.ndarray, fraction: float, max_tokens: int) -> np.ndarray:
-    """Which docs are validation: hash of id below `fraction`, the lowest hashes first up to `max_tokens`."""
-    units = id_units(ids, SPLIT_SALT)
-    candidates = np.flatnonzero(units < fraction)
-    candidates = candidates[np.argsort(units[candidates], kind="stable")]
-    within = candidates[np.cumsum(lengths[candidates]) <= max_tokens]
-    val = np.zeros(len(ids), dtype=bool)
-    val[within] = True
-    return val
-
-
-def shard_plan(order: np.ndarray, lengths: np.ndarray, shard_tokens: int) -> list[np.ndarray]:
-    """Docs (in `order`) grouped into shards by where each starts, so a shard passes the size by one doc at most."""
-    if len(order) == 0:
-        return []
-    starts = np.cumsum(lengths[order]) - lengths[order]
-    _, shard_of = np.unique(starts // shard_tokens, return_inverse=True)
-    bounds = np.flatnonzero(np.diff(shard_of)) + 1
-    return np.split(order, bounds)
-
-
-def shard_docs(token_urls: list[str], parts: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
-               dtype: str) -> Iterator[np.ndarray]:
-    """Read the shard's docs from the scratch files, keeping one open handle per file."""
-    width = np.dtype(dtype).itemsize
-    handles: dict[int, Any] = {}
-    try:
-        for part, offset, n in zip(parts.tolist(), offsets.tolist(), lengths.tolist()):
-            if part not in handles:
-                handles[part] = fsspec.open(token_urls[part], "rb").open()
-            handle = handles[part]
-            handle.seek(offset * width)
-            yield np.frombuffer(handle.read(n * width), dtype=dtype)
-    finally:
-        for handle in handles.values():
-            handle.close()
-
-
-def write_split_shard(fs: Any, path: str, name: str, token_urls: list[str], parts: np.ndarray, offsets: np.ndarray,
-                      lengths: np.ndarray, dtype: str, vocab_size: int, boundary: str) -> list[FileEntry]:
-    docs = shard_docs(token_urls, parts, offsets, lengths, dtype)
-    marker = BOS_ID if boundary == "bos" else EOS_ID
-    return write_shard(fs, path, name, docs, int(lengths.sum()), len(lengths), vocab_size, boundary, marker)
+    return EncodedPart([entry] if entry else [], stats, order)
 
 
 LISTING = "shard_docs.arrow"
-LISTING_SCHEMA = pa.schema([("split", pa.string()), ("shard", pa.int32()), ("position", pa.int32()),
-                            ("id", pa.string()), ("tokens", pa.int64())])
-
-
-def docs_listing(rows: list[dict[str, Any]]) -> bytes:
-    """Which doc sits where (split, shard, position): Arrow IPC, so it is never taken for a docs part."""
-    sink = io.BytesIO()
-    feather.write_feather(pa.Table.from_pylist(rows, schema=LISTING_SCHEMA), sink, compression="zstd")
-    return sink.getvalue()
 
 
 @dataclass
 class Encoded:
-    """Every doc of the input, encoded into scratch files: ids, token counts, and where each
-    doc's tokens sit (which part's file, at which offset)."""
+    """The encode stage as the driver keeps it: per-bucket totals summed over parts, the validation
+    docs chosen so far, the rejected files and stats; nothing per doc of the training split."""
 
-    parts: list[EncodedPart]
-    ids: list[str]
-    lengths: np.ndarray
-    offsets: np.ndarray
-    part_of: np.ndarray
+    files: list[FileEntry] = field(default_factory=list)
+    stats: DocStats = field(default_factory=DocStats)
+    parts_with_docs: list[int] = field(default_factory=list)
+    bucket_tokens: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS, np.int64))
+    docs: int = 0
+    val: pa.Table | None = None
+    lengths_hist: list[int] = field(default_factory=list)
 
-    @classmethod
-    def of(cls, parts: list[EncodedPart]) -> Encoded:
-        return cls(parts, [i for part in parts for i in part.ids], np.concatenate([p.lengths for p in parts]),
-                   np.concatenate([p.offsets for p in parts]),
-                   np.concatenate([np.full(len(p.lengths), k) for k, p in enumerate(parts)]))
+    def add(self, part: EncodedPart, val_max_tokens: int) -> None:
+        order = part.order
+        self.files.extend(part.files)
+        self.stats = self.stats.merge(part.stats)
+        if order.docs:
+            self.parts_with_docs.append(order.index)
+        self.bucket_tokens += order.bucket_tokens
+        self.docs += order.docs
+        merged = order.candidates if self.val is None else pa.concat_tables([self.val, order.candidates])
+        self.val = cheapest_first(merged, val_max_tokens)
+        self.lengths_hist = [a + b for a, b in zip(self.lengths_hist, order.lengths_hist)] or order.lengths_hist
+
+    @property
+    def tokens(self) -> int:
+        return int(self.bucket_tokens.sum())
 
 
 @dataclass
 class Shards:
-    """The written shards: their files, the listing of which doc sits where, and tokens per shard."""
+    """The written shards and listing, and tokens per shard of each split."""
 
     files: list[FileEntry]
-    listing: list[dict[str, Any]]
     tokens: dict[str, list[int]]
 
 
 def encode(client: Any, parts: list[str], attempt: Attempt, tokenizer: TokenizerInfo, dtype: str,
            params: PackParams, eval_set: EvalNgrams) -> Encoded:
-    """Stage 1: each input part encoded in its own task, decontaminated against the broadcast eval n-grams."""
+    """Stage 1: each input part encoded in its own task, decontaminated against the broadcast eval
+    n-grams; results folded in part order (so the stats are the same on every run), one part's
+    summary on the driver at a time while the rest wait on the workers."""
     job = EncodeJob(tokenizer.model_url, tokenizer.model_sha256, f"{attempt.uri}/{SCRATCH}", attempt.uri, dtype,
-                    params.boundary, params.encode_batch_docs, params.encode_threads, tokenizer.newline_id)
+                    params.boundary, params.encode_batch_docs, params.encode_threads, tokenizer.newline_id,
+                    params.seed, params.val_fraction, params.val_max_tokens)
     broadcast = client.scatter(eval_set, broadcast=True, hash=False)
-    return Encoded.of(client.gather(
-        [client.submit(encode_part, i, url, job, broadcast, pure=False) for i, url in enumerate(parts)]))
+    encoded = Encoded()
+    futures = [client.submit(encode_part, i, url, job, broadcast, pure=False) for i, url in enumerate(parts)]
+    for future in futures:
+        encoded.add(future.result(), params.val_max_tokens)
+        future.release()
+    return encoded
 
 
-def write_shards(client: Any, store: Store, attempt: Attempt, encoded: Encoded, val: np.ndarray, dtype: str,
-                 vocab_size: int, params: PackParams) -> Shards:
-    """Stage 2: per split, docs in seeded hash order cut into shards of about `shard_tokens`, each
-    shard gathered from the scratch files by its own task."""
-    keys = id_keys(encoded.ids, f"pack-order-{params.seed}")
-    token_urls = [p.tokens_url for p in encoded.parts]
-    futures, listing, shard_tokens = [], [], {"train": [], "val": []}
-    for split, members in (("train", ~val), ("val", val)):
-        chosen = np.flatnonzero(members)
-        order = chosen[np.argsort(keys[chosen], kind="stable")]
-        for number, docs in enumerate(shard_plan(order, encoded.lengths, params.shard_tokens)):
-            futures.append(client.submit(
-                write_split_shard, store.fs, attempt.path, f"{split}-{number:05d}", token_urls,
-                encoded.part_of[docs], encoded.offsets[docs], encoded.lengths[docs], dtype, vocab_size,
-                params.boundary, pure=False))
-            shard_tokens[split].append(int(encoded.lengths[docs].sum()))
-            listing.extend({"split": split, "shard": number, "position": pos, "id": encoded.ids[d],
-                            "tokens": int(encoded.lengths[d])} for pos, d in enumerate(docs.tolist()))
-    files = [entry for entries in client.gather(futures) for entry in entries]
-    return Shards(files, listing, shard_tokens)
+def write_shards(client: Any, store: Store, attempt: Attempt, encoded: Encoded, dtype: str, vocab_size: int,
+                 params: PackParams) -> Shards:
+    """Stages 2 and 3: ranges of buckets merged and split on the workers, then each shard and the
+    listing written from them (`shard_order`)."""
+    scratch = f"{attempt.uri}/{SCRATCH}"
+    val = encoded.val if encoded.val is not None else pa.table({"key": pa.array([], pa.uint64()),
+                                                                 "length": pa.array([], pa.int64())})
+    weights = val["length"].to_numpy()
+    val_tokens = np.bincount(buckets_of(val["key"].to_numpy()), weights=weights, minlength=BUCKETS).astype(np.int64)
+    cumulative = {"train": np.concatenate([[0], np.cumsum(encoded.bucket_tokens - val_tokens)]),
+                  "val": np.concatenate([[0], np.cumsum(val_tokens)])}
+    ranges = bucket_ranges(encoded.bucket_tokens, max(1, min(RANGE_TOKENS, encoded.tokens // 8)))
+    job = RangeJob(scratch, tuple(encoded.parts_with_docs), dtype, params.shard_tokens,
+                   ValRule.of(params.val_fraction, val) if encoded.val is not None else ValRule(0.0, None))
+    results = client.gather([
+        client.submit(sort_range, k, first, last, {s: int(c[first]) for s, c in cumulative.items()}, job, pure=False)
+        for k, (first, last) in enumerate(ranges)])
+    plans, numbers = plan_shards(results)
+    marker = BOS_ID if params.boundary == "bos" else EOS_ID
+    futures = [client.submit(write_shard_pieces, store.fs, attempt.path, scratch, plan, dtype, vocab_size,
+                             params.boundary, marker, pure=False) for plan in plans]
+    listing = client.submit(write_listing, store.fs, f"{attempt.path}/{LISTING}", scratch, len(ranges), numbers,
+                            pure=False)
+    files = [entry for entries in client.gather(futures) for entry in entries] + [listing.result()]
+    tokens = {split: [plan.tokens for plan in plans if plan.split == split] for split in SPLITS}
+    return Shards(files, tokens)
 
 
-def pack_headline(doc_stats: DocStats, encoded: Encoded, val: np.ndarray, shards: Shards, dtype: str,
-                  tokenizer: TokenizerInfo, tokenizer_version: str, params: PackParams,
-                  eval_set: EvalNgrams) -> dict[str, Any]:
+def pack_headline(encoded: Encoded, shards: Shards, dtype: str, tokenizer: TokenizerInfo, tokenizer_version: str,
+                  params: PackParams, eval_set: EvalNgrams) -> dict[str, Any]:
     """The pack's figures, as the manifest carries them and training reads them."""
+    docs_val = encoded.val.num_rows if encoded.val is not None else 0
     return {
-        **doc_stats.headline(),
-        "tokens": int(encoded.lengths.sum()),
+        **encoded.stats.headline(),
+        "tokens": encoded.tokens,
         "tokens_train": sum(shards.tokens["train"]),
         "tokens_val": sum(shards.tokens["val"]),
-        "docs_train": int((~val).sum()),
-        "docs_val": int(val.sum()),
-        "docs_decontaminated": doc_stats.rejected.get(REASON_DECONTAMINATED, {}).get("docs", 0),
+        "docs_train": encoded.docs - docs_val,
+        "docs_val": docs_val,
+        "docs_decontaminated": encoded.stats.rejected.get(REASON_DECONTAMINATED, {}).get("docs", 0),
         "shard_tokens": shards.tokens,
         "dtype": np.dtype(dtype).name,
         "boundary": params.boundary,
@@ -325,17 +308,11 @@ def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = Fal
         eval_set = eval_ngrams(eval_texts(store, params.decontaminate), params.decontaminate_ngram_words)
         dtype = token_dtype(tokenizer.vocab_size).str
         encoded = encode(client, input_parts(store, input_version), attempt, tokenizer, dtype, params, eval_set)
-        val = split_val(encoded.ids, encoded.lengths, params.val_fraction, params.val_max_tokens)
-        shards = write_shards(client, store, attempt, encoded, val, dtype, tokenizer.vocab_size, params)
+        shards = write_shards(client, store, attempt, encoded, dtype, tokenizer.vocab_size, params)
         store.fs.rm(f"{attempt.path}/{SCRATCH}", recursive=True)
-        files = [entry for part in encoded.parts for entry in part.files] + shards.files
-        files.append(attempt.write_bytes(LISTING, docs_listing(shards.listing), rows=len(shards.listing)))
-        doc_stats = DocStats()
-        for part in encoded.parts:
-            doc_stats = doc_stats.merge(part.stats)
-        headline = pack_headline(doc_stats, encoded, val, shards, dtype, tokenizer, tokenizer_version, params,
-                                 eval_set)
-        lengths_histogram = {"bin_edges": length_bin_edges(), "counts": log2_histogram(pa.array(encoded.lengths))}
-        return Written(files, {**doc_stats.to_json(), **headline, "tokens_per_doc": lengths_histogram}, headline)
+        headline = pack_headline(encoded, shards, dtype, tokenizer, tokenizer_version, params, eval_set)
+        lengths_histogram = {"bin_edges": length_bin_edges(), "counts": encoded.lengths_hist}
+        return Written(encoded.files + shards.files, {**encoded.stats.to_json(), **headline,
+                                                      "tokens_per_doc": lengths_histogram}, headline)
 
     return commit_version(store, key, write, force=force)

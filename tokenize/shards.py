@@ -50,16 +50,26 @@ def header(n_tokens: int, n_docs: int, vocab_size: int, boundary: str, boundary_
     return values.tobytes()
 
 
-class _HashingWriter:
-    """Write through to a file while hashing and counting, so nothing is read back."""
+class HashingWriter:
+    """Write through to a file while hashing and counting, so nothing is read back (a file object
+    enough for pyarrow's IPC writer too)."""
+
+    closed = False
 
     def __init__(self, raw: BinaryIO):
         self.raw, self.sha, self.size = raw, hashlib.sha256(), 0
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | memoryview) -> int:
         self.sha.update(data)
         self.size += len(data)
         self.raw.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self.raw.flush()
 
 
 def write_shard(
@@ -78,7 +88,7 @@ def write_shard(
     offsets = np.zeros(n_docs, dtype="<u8")
     written = count = 0
     with fs.open(f"{path}/{name}.bin", "wb") as raw:
-        out = _HashingWriter(raw)
+        out = HashingWriter(raw)
         out.write(header(n_tokens, n_docs, vocab_size, boundary, boundary_id))
         for tokens in docs:
             offsets[count] = written

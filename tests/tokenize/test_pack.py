@@ -13,6 +13,7 @@ import sentencepiece as spm
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.tokenize.decontam import eval_ngrams, word_chars
 from tokenmill.tokenize.pack import PackParams, encode_with_boundaries, run_pack
+from tokenmill.tokenize.sampling import id_keys, id_units
 from tokenmill.tokenize.shards import Shard, shard_paths
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
 
@@ -139,3 +140,31 @@ def test_decontamination_drops_13_gram_keeps_12_gram(store, client, docs_version
     stats = version.manifest.stats
     assert stats["docs_decontaminated"] == 1
     assert stats["docs_in"] == stats["docs_out"] + stats["docs_rejected"] == 62
+
+
+def test_order_split_and_shards_follow_their_definition(store, client, write_jsonl, tmp_path):
+    """The documented order (tokenize/shard_order.py), computed here from the ids alone: split by
+    the lowest split units within the val budget, ascending order key, a shard per rank of
+    `start // shard_tokens`; over several input parts and several merge ranges."""
+    files = [write_jsonl(tmp_path / f"{k}.jsonl", docs(40 * k, 40 * k + 40)) for k in range(4)]
+    vid = run_load(store, LoadParams(paths=[str(f) for f in files]), client).id
+    tok = tokenizer(store, client, vid)
+    params = PackParams(val_fraction=0.3, val_max_tokens=800, shard_tokens=300, seed=5, decontaminate=[])
+    rows = listing(store, run_pack(store, params, client, input_version=vid, tokenizer_version=tok).id)
+    tokens = {r["id"]: r["tokens"] for r in rows}
+    ids = sorted(tokens)
+    units = dict(zip(ids, id_units(ids, "pack-split")))
+    cheapest = sorted((i for i in ids if units[i] < 0.3), key=units.get)
+    val = {i for i, total in zip(cheapest, np.cumsum([tokens[i] for i in cheapest])) if total <= 800}
+    assert 0 < len(val) < len(cheapest)
+    keys = dict(zip(ids, id_keys(ids, "pack-order-5")))
+    for split, members in (("train", [i for i in ids if i not in val]), ("val", sorted(val))):
+        ordered = sorted(members, key=keys.get)
+        lengths = np.array([tokens[i] for i in ordered])
+        starts = np.cumsum(lengths) - lengths
+        _, shard = np.unique(starts // 300, return_inverse=True)
+        position = [int(np.sum(shard[:k] == shard[k])) for k in range(len(shard))]
+        expected = [{"split": split, "shard": int(s), "position": p, "id": i, "tokens": int(n)}
+                    for i, s, p, n in zip(ordered, shard, position, lengths)]
+        assert [r for r in rows if r["split"] == split] == expected
+    assert max(r["shard"] for r in rows if r["split"] == "train") >= 5
