@@ -4,11 +4,11 @@
 
 A synthetic corpus of short real-looking docs (3-12 sentences drawn from the pydoc topics that
 ship with Python, on 5,000 domains; 4% exact and 4% near copies), in JSONL files of 20,000
-docs, goes through load → clean → dedup → filter → tokenizer → pack in this process with a
-LocalCluster of `--workers` worker processes. Per step: wall time, microseconds per doc, and
-the peak RSS of this process alone (the driver; its workers are not counted), sampled every
-50 ms. Targets (issue 16): the driver's peak grows < 10% from the small to the large size,
-time per doc within 1.2x. Also times the merge of `--merge-parts` parts' stats (target < 5 s).
+docs, goes through load → clean → dedup → filter → tokenizer → pack, each size in a fresh
+driver process with a LocalCluster of `--workers` worker processes. Per step: wall time,
+microseconds per doc, and the peak RSS of the driver process alone (its workers are not
+counted), sampled every 50 ms. Targets (issue 16): the driver's peak grows < 10% from the
+small to the large size, time per doc within 1.2x. Also times the merge of `--merge-parts` parts' stats (target < 5 s).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -110,15 +112,16 @@ def run_steps(store: Any, client: Any, paths: list[str], label: Any) -> list[dic
 
 
 def merge_seconds(parts: int, seed: int = 0) -> float:
-    """Seconds to merge `parts` parts' stats the way `run_parts` does, each with 400 of 100,000 hosts."""
-    from tokenmill.corpus.store.stats import DocStats
+    """Seconds to merge `parts` parts' stats the way `run_parts` does, each with as many of 100,000
+    hosts as a part keeps (`top_domains`)."""
+    from tokenmill.corpus.store.stats import TOP_DOMAINS, DocStats
 
     rng = random.Random(seed)
     hosts = [f"host{k}.example.org" for k in range(100_000)]
     pieces = []
     for _ in range(parts):
         part = DocStats(docs_in=1000, docs_out=900)
-        part.domains = Counter({h: rng.randint(1, 50) for h in rng.sample(hosts, 400)})
+        part.domains = Counter({h: rng.randint(1, 50) for h in rng.sample(hosts, 4 * TOP_DOMAINS)})
         part.langs = Counter({"en": 880, "de": 20})
         part.rejected = {"filter:gopher.too_short": {"docs": 100, "bytes": 5000}}
         pieces.append(part)
@@ -131,24 +134,37 @@ def merge_seconds(parts: int, seed: int = 0) -> float:
     return elapsed
 
 
+def one_size(n_docs: int, workers: int) -> list[dict[str, Any]]:
+    """All steps on a corpus of `n_docs` in this process: the driver whose memory is measured."""
+    from tokenmill.corpus.store.runtime import DaskSettings, dask_client
+    from tokenmill.corpus.store.versions import Store
+
+    with tempfile.TemporaryDirectory() as tmp, dask_client(DaskSettings(n_workers=workers)) as client:
+        paths = write_corpus(Path(tmp) / "input", n_docs)
+        return run_steps(Store(f"{tmp}/store"), client, paths, n_docs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", default="250000,1000000", help="corpus sizes in docs, comma-separated")
     parser.add_argument("--workers", type=int, default=2, help="Dask worker processes")
     parser.add_argument("--merge-parts", type=int, default=10_000, help="parts whose stats are merged")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the rows as JSON here")
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    from tokenmill.corpus.store.runtime import DaskSettings, dask_client
-    from tokenmill.corpus.store.versions import Store
+    if args.one:  # a child: one size, in a fresh driver process
+        print("ROWS " + json.dumps(one_size(args.one, args.workers)), flush=True)
+        return
 
     merge_s = merge_seconds(args.merge_parts)
     print(f"stats merge of {args.merge_parts} parts: {merge_s:.2f} s", flush=True)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, dask_client(DaskSettings(n_workers=args.workers)) as client:
-        for n_docs in (int(n) for n in args.docs.split(",")):
-            paths = write_corpus(Path(tmp) / f"input-{n_docs}", n_docs)
-            rows += run_steps(Store(f"{tmp}/store-{n_docs}"), client, paths, n_docs)
+    for n_docs in (int(n) for n in args.docs.split(",")):
+        child = subprocess.run([sys.executable, __file__, "--one", str(n_docs), "--workers", str(args.workers)],
+                               capture_output=True, text=True)
+        if child.returncode != 0:
+            raise SystemExit(f"the {n_docs:,}-doc run failed:\n{child.stderr[-3000:]}")
+        rows += json.loads(next(line for line in child.stdout.splitlines() if line.startswith("ROWS "))[5:])
     sizes = sorted({row["run"] for row in rows})
     header = "".join(f"{f'{n:,} docs':>28}" for n in sizes)
     print(f"\n{'step':<10}{header}{'peak ratio':>12}{'us/doc ratio':>14}")

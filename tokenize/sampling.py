@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 
 UNIT_BINS = 4096
+LOG_SPAN = 40  # units below 2**-40 share the first bin: a corpus of 10**12 budgets still resolves
 
 
 def id_keys(ids: Iterable[str], salt: str) -> np.ndarray:
@@ -29,9 +30,19 @@ def id_units(ids: Iterable[str], salt: str) -> np.ndarray:
 
 
 def unit_histogram(units: np.ndarray, weights: np.ndarray, bins: int = UNIT_BINS) -> np.ndarray:
-    """Sum of `weights` per equal-width bin of [0, 1): what a cutoff at each bin edge would take."""
-    index = np.minimum((units * bins).astype(np.int64), bins - 1)
+    """Sum of `weights` per bin of [0, 1) with geometric edges (`bin_edge`): each bin holds about
+    0.7% of the units below it, so a cutoff at a bin edge meets a budget to within 0.7% whatever
+    the corpus size (equal-width bins gave a corpus of 4,096 budgets a sample of its whole first bin)."""
+    scaled = np.log2(np.maximum(units, 2.0**-LOG_SPAN)) / LOG_SPAN + 1.0
+    index = np.clip((scaled * bins).astype(np.int64), 0, bins - 1)
     return np.bincount(index, weights=weights, minlength=bins)
+
+
+def bin_edge(k: int, bins: int = UNIT_BINS) -> float:
+    """The unit below which the first `k` bins lie: 0 for none, 1 for all."""
+    if k <= 0:
+        return 0.0
+    return 1.0 if k >= bins else 2.0 ** (LOG_SPAN * (k / bins - 1.0))
 
 
 def bins_within(hist: np.ndarray, budget: float) -> int:

@@ -39,10 +39,10 @@ from tokenmill.tokenize.model import (
     UNK_ID,
     VOCAB_FILE,
 )
-from tokenmill.tokenize.sampling import UNIT_BINS, bins_within, id_units, unit_histogram
+from tokenmill.tokenize.sampling import UNIT_BINS, bin_edge, bins_within, id_units, unit_histogram
 
 STEP = "tokenizer"
-CODE_VERSION = "tokenizer-v1"
+CODE_VERSION = "tokenizer-v2"  # v2: sample cutoffs on geometric bins
 SAMPLE_SALT = "tokenizer-sample"
 BYTE_PIECES = 256
 
@@ -175,11 +175,14 @@ class PartSample:
 
 
 def part_histogram(url: str) -> np.ndarray:
-    """Characters per hash bin of one part: what each sample cutoff would take from it."""
-    hist = np.zeros(UNIT_BINS)
+    """Characters per hash bin of one part, counted from the bottom of the units (row 0: what each
+    sample cutoff would take) and from the top (row 1: what each held-out cutoff would take)."""
+    hist = np.zeros((2, UNIT_BINS))
     for table in read_batches(url, ["id", "text"]):
         lengths = np.array([len(t or "") for t in table["text"].to_pylist()], dtype=np.float64)
-        hist += unit_histogram(id_units(table["id"].to_pylist(), SAMPLE_SALT), lengths)
+        units = id_units(table["id"].to_pylist(), SAMPLE_SALT)
+        hist[0] += unit_histogram(units, lengths)
+        hist[1] += unit_histogram(1.0 - units, lengths)
     return hist
 
 
@@ -203,12 +206,13 @@ def sample_part(url: str, sample_below: float, heldout_from: float, max_bytes: i
 
 
 def sample_cutoffs(hist: np.ndarray, params: TokenizerParams) -> tuple[float, float]:
-    """(sample below, held out from) in hash units: the held-out top first, the sample from the bottom."""
-    bins = len(hist)
-    heldout_budget = min(params.heldout_max_chars, params.heldout_fraction * float(hist.sum()))
-    heldout_bins = bins_within(hist[::-1], heldout_budget)
-    sample_bins = max(1, bins_within(hist[: bins - heldout_bins], params.sample_max_chars))
-    return min(sample_bins, bins - heldout_bins) / bins, 1.0 - heldout_bins / bins
+    """(sample below, held out from) in hash units: the held-out top first, the sample from the bottom,
+    each within 0.7% of its budget whatever the corpus size (`unit_histogram`)."""
+    low, high = hist
+    heldout_budget = min(params.heldout_max_chars, params.heldout_fraction * float(low.sum()))
+    heldout_from = 1.0 - bin_edge(bins_within(high, heldout_budget))
+    sample_below = bin_edge(max(1, bins_within(low, params.sample_max_chars)))
+    return min(sample_below, heldout_from), heldout_from
 
 
 def _train(sentences: Iterator[str], spec: dict[str, Any]) -> bytes:
@@ -240,7 +244,7 @@ class SampleStream:
 
     def __init__(self, client: Any, parts: list[str], params: TokenizerParams, input_version: str):
         hist = sum(client.gather([client.submit(part_histogram, url, pure=False) for url in parts]))
-        if not np.any(hist):
+        if not np.any(hist[0]):
             raise InputError(f"tokenizer: version '{input_version}' has no text to train on")
         self.sample_below, self.heldout_from = sample_cutoffs(hist, params)
         self.max_bytes = params.max_sentence_length

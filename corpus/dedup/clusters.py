@@ -217,6 +217,11 @@ def assign_clusters(docs: Any, settings: ClusterSettings) -> tuple[Any, dict[str
     return mapping.persist(), counts
 
 
+def first_members(frame: pd.DataFrame) -> pd.DataFrame:
+    """The first `SAMPLES_PER_CLUSTER` rows of each cluster in one partition, in partition order."""
+    return frame.groupby("survivor", sort=False).head(SAMPLES_PER_CLUSTER)
+
+
 def cluster_report(mapping: Any) -> dict[str, Any]:
     """Cluster-size histogram and the largest clusters with their docs' first lines, by Dask reductions."""
     import dask
@@ -226,7 +231,9 @@ def cluster_report(mapping: Any) -> dict[str, Any]:
         heads["dup_cluster_size"].value_counts(), heads.nlargest(TOP_CLUSTERS, "dup_cluster_size")
     )
     top_ids = top["survivor"].tolist()
-    members = mapping[mapping["survivor"].isin(top_ids)][["survivor", "first_line", "src"]].compute()
+    chosen = mapping[mapping["survivor"].isin(top_ids)][["survivor", "first_line", "src"]]
+    # A few members per cluster and partition come back, never a whole boilerplate cluster of millions.
+    members = chosen.map_partitions(first_members, meta=chosen._meta).compute()
     largest = []
     for row in top.sort_values(["dup_cluster_size", "dup_cluster"], ascending=[False, True]).itertuples():
         lines = members[members["survivor"] == row.survivor]["first_line"].head(SAMPLES_PER_CLUSTER).tolist()

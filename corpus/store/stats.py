@@ -113,25 +113,25 @@ class DocStats:
             entry["bytes"] += int(row["bytes_sum"] or 0)
 
     def merge(self, other: DocStats) -> DocStats:
-        merged = DocStats(
-            docs_in=self.docs_in + other.docs_in,
-            docs_out=self.docs_out + other.docs_out,
-            bytes_in=self.bytes_in + other.bytes_in,
-            bytes_out=self.bytes_out + other.bytes_out,
-            chars_out=self.chars_out + other.chars_out,
-            words_out=self.words_out + other.words_out,
-            chars_hist=_add_lists(self.chars_hist, other.chars_hist),
-            words_hist=_add_lists(self.words_hist, other.words_hist),
-            langs=self.langs + other.langs,
-            domains=top_domains(self.domains + other.domains),
-            counters=self.counters + other.counters,
-        )
-        for source in (self.rejected, other.rejected):
-            for reason, entry in source.items():
-                target = merged.rejected.setdefault(reason, {"docs": 0, "bytes": 0})
-                target["docs"] += entry["docs"]
-                target["bytes"] += entry["bytes"]
-        return merged
+        """Add `other` into these stats and return them: in place, so folding N parts' stats costs N
+        small updates (the domain counter is trimmed each time, `top_domains`)."""
+        self.docs_in += other.docs_in
+        self.docs_out += other.docs_out
+        self.bytes_in += other.bytes_in
+        self.bytes_out += other.bytes_out
+        self.chars_out += other.chars_out
+        self.words_out += other.words_out
+        self.chars_hist = _add_lists(self.chars_hist, other.chars_hist)
+        self.words_hist = _add_lists(self.words_hist, other.words_hist)
+        self.langs.update(other.langs)
+        self.domains.update(other.domains)
+        self.domains = top_domains(self.domains)
+        self.counters.update(other.counters)
+        for reason, entry in other.rejected.items():
+            target = self.rejected.setdefault(reason, {"docs": 0, "bytes": 0})
+            target["docs"] += entry["docs"]
+            target["bytes"] += entry["bytes"]
+        return self
 
     @property
     def docs_rejected(self) -> int:

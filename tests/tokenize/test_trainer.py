@@ -5,10 +5,9 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pytest
 import sentencepiece as spm
 
-from tokenmill.tokenize.sampling import bins_within
+from tokenmill.tokenize.sampling import bins_within, unit_histogram
 from tokenmill.tokenize.trainer import (
     TokenizerParams,
     cut_line,
@@ -59,13 +58,37 @@ def test_training_sentences_pack_lines_and_keep_all_text():
     assert sentences[0].count("\n") == 9
 
 
+def histograms(units: np.ndarray, chars: np.ndarray) -> np.ndarray:
+    return np.stack([unit_histogram(units, chars), unit_histogram(1.0 - units, chars)])
+
+
+def taken(units: np.ndarray, chars: np.ndarray, below: float, heldout_from: float) -> tuple[float, float]:
+    return float(chars[units < below].sum()), float(chars[units >= heldout_from].sum())
+
+
 def test_sample_cutoffs_keep_heldout_and_sample_apart():
-    hist = np.full(100, 10.0)
-    params = TokenizerParams(sample_max_chars=300, heldout_fraction=0.05, heldout_max_chars=1000)
-    below, heldout_from = sample_cutoffs(hist, params)
-    assert below == pytest.approx(0.30)
-    assert heldout_from == pytest.approx(0.95)
-    assert bins_within(hist, 25) == 2
+    units = (np.arange(100_000) + 0.5) / 100_000
+    chars = np.full(len(units), 10.0)
+    params = TokenizerParams(sample_max_chars=300_000, heldout_fraction=0.05, heldout_max_chars=10**9)
+    below, heldout_from = sample_cutoffs(histograms(units, chars), params)
+    sample, heldout = taken(units, chars, below, heldout_from)
+    assert 0.993 * 300_000 <= sample <= 300_000
+    assert 0.993 * 50_000 <= heldout <= 50_000
+    assert below < heldout_from
+    assert bins_within(np.full(100, 10.0), 25) == 2
+
+
+def test_sample_meets_its_budget_whatever_the_corpus_size():
+    """A corpus of 10**12 characters and a 10**8 budget: equal-width bins would have taken the first
+    bin whole (2.4 * 10**8); the geometric bins take the budget to within 0.7%."""
+    units = np.random.default_rng(0).random(2_000_000)
+    chars = np.full(len(units), 10**12 / len(units))
+    params = TokenizerParams(sample_max_chars=10**8, heldout_fraction=0.001, heldout_max_chars=2 * 10**6)
+    below, heldout_from = sample_cutoffs(histograms(units, chars), params)
+    sample, heldout = taken(units, chars, below, heldout_from)
+    one_doc = chars[0]  # 0.5% of the budget: the granularity of this corpus
+    assert 0.993 * 10**8 - one_doc <= sample <= 10**8
+    assert heldout <= 2 * 10**6
 
 
 def test_round_trip_and_stats(store, client, docs_version):
