@@ -314,6 +314,8 @@ def _train(store: Store, params: TrainParams, force: bool, key: VersionKey, pack
         return Written(files, stats)
 
     version = commit_version(store, key, write, force=force)
-    store.fs.rm(work, recursive=True)
+    # A run of the same settings elsewhere (a second pipeline) may have committed and cleared it first.
+    with contextlib.suppress(FileNotFoundError):
+        store.fs.rm(work, recursive=True)
     barrier(runtime)
     return version

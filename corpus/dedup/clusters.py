@@ -69,11 +69,33 @@ def _sorted(frame: pd.DataFrame, group: str, keep: str) -> pd.DataFrame:
     return frame.sort_values([group, *[c for c, _ in order]], ascending=[True, *[a for _, a in order]])
 
 
-def exact_groups(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
-    """Rows of one shuffle partition with their exact group's representative and size."""
+def local_exact_groups(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
+    """Rows of one input partition with their copies' first doc (in `keep` order) here, and how many."""
     frame = _sorted(frame, "key", keep)
     grouped = frame.groupby("key", sort=False)["node"]
-    return frame.assign(rep=grouped.transform("first"), exact_size=grouped.transform("size").astype("int64"))
+    return frame.assign(local_rep=grouped.transform("first"), local_size=grouped.transform("size").astype("int64"))
+
+
+def global_reps(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
+    """Per key, across partitions: each partition's first copy mapped to the first of them all, and the
+    copies counted. One row per partition and key reaches here, however many copies a text has."""
+    frame = _sorted(frame, "key", keep)
+    grouped = frame.groupby("key", sort=False)
+    return pd.DataFrame({"local_rep": frame["node"].to_numpy(np.int64),
+                         "rep": grouped["node"].transform("first").to_numpy(np.int64),
+                         "exact_size": grouped["local_size"].transform("sum").to_numpy(np.int64)})
+
+
+def exact_groups(docs: Any, settings: ClusterSettings) -> Any:
+    """Every doc with its exact group's representative (first in `keep` order) and size. Copies are
+    grouped within each input partition first, so the shuffle by text key carries one row per
+    partition and key: a boilerplate text with millions of copies never lands whole on one worker."""
+    local = docs.map_partitions(local_exact_groups, settings.keep, meta=local_exact_groups(docs._meta, settings.keep))
+    heads = local[local["node"] == local["local_rep"]][["node", "local_size", *RANK_COLUMNS]]
+    reps = heads.shuffle(on="key", npartitions=settings.npartitions).map_partitions(
+        global_reps, settings.keep, meta=global_reps(heads._meta, settings.keep))
+    grouped = local.merge(reps, on="local_rep", how="inner", npartitions=settings.npartitions)
+    return grouped.drop(columns=["local_rep", "local_size"])
 
 
 def signature_matrix(values: pd.Series, dtype: str) -> np.ndarray:
@@ -192,10 +214,7 @@ def assign_clusters(docs: Any, settings: ClusterSettings) -> tuple[Any, dict[str
     `docs` holds the signature rows of all sources with `with_nodes` applied.
     """
     if settings.exact:
-        meta = exact_groups(docs._meta, settings.keep)
-        docs = docs.shuffle(on="key", npartitions=settings.npartitions).map_partitions(
-            exact_groups, settings.keep, meta=meta
-        )
+        docs = exact_groups(docs, settings)
     else:
         docs = docs.assign(rep=docs["node"], exact_size=np.int64(1))
     docs = docs.persist()

@@ -15,6 +15,7 @@ recomputing.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -48,6 +49,7 @@ STEP = "dedup"
 CODE_VERSION = "dedup-v2"
 SIGNATURES = "signatures"
 CLUSTERS = "clusters"
+CLUSTER_FILE = "clusters.pq"
 FIRST_LINE_CHARS = 120
 # Settings that change a signature: `against` versions must have been signed with the same.
 SIGNATURE_SETTINGS = ("ngram", "normalize_digits", "num_perm", "seed", "scheme", "exact_strip_punctuation")
@@ -207,35 +209,30 @@ CLUSTER_COLUMNS = ["part", "row", "reason", "duplicate_of", "dup_cluster", "dup_
 DOCS_PER_SHUFFLE_PARTITION = 100_000
 
 
-def write_cluster_chunk(frame: pd.DataFrame, url: str, chunk: int) -> None:
-    """One mapping partition's rows of this version's docs, as `part=P/chunk-K.pq` per input part."""
-    frame = frame[frame["src"] == 0][CLUSTER_COLUMNS]
-    for part, rows in frame.groupby("part", sort=True):
-        with fsspec.open(f"{url}/part={part}/chunk-{chunk:05d}.pq", "wb", auto_mkdir=True) as f:
-            pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), f)
+def write_part_clusters(frame: pd.DataFrame, url: str) -> list[FileEntry]:
+    """The cluster rows of the input parts this partition holds, one `part=P/clusters.pq` each, sorted
+    by row so reruns write the same bytes; described (rows, bytes, sha256) here on the worker."""
+    entries = []
+    for part, rows in frame[CLUSTER_COLUMNS].groupby("part", sort=True):
+        sink = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(rows.sort_values("row"), preserve_index=False), sink)
+        data = sink.getvalue()
+        path = f"part={part}/{CLUSTER_FILE}"
+        with fsspec.open(f"{url}/{path}", "wb", auto_mkdir=True) as f:
+            f.write(data)
+        entries.append(FileEntry(path=f"{CLUSTERS}/{path}", rows=len(rows), bytes=len(data),
+                                 sha256=hashlib.sha256(data).hexdigest()))
+    return entries
 
 
-def write_clusters(mapping: Any, url: str) -> None:
-    """The mapping by input part, written straight from its partitions (Dask's `to_parquet` with
-    `partition_on` measured seconds of fixed cost for a table this small)."""
+def write_clusters(mapping: Any, url: str, npartitions: int) -> list[FileEntry]:
+    """This version's cluster rows, one file per input part: the mapping shuffled by part, so the
+    files number the parts, not parts x shuffle partitions, and the driver reads none of them."""
     import dask
 
-    dask.compute(*[dask.delayed(write_cluster_chunk)(d, url, k) for k, d in enumerate(mapping.to_delayed())])
-
-
-def folder_entries(store: Store, path: str, folder: str) -> list[FileEntry]:
-    """File entries (rows, bytes, sha256) of the Parquet files Dask wrote under `folder`."""
-    entries = []
-    for full in sorted(store.fs.find(f"{path}/{folder}")):
-        if not full.endswith(".pq"):
-            store.fs.rm(full)
-            continue
-        with store.fs.open(full, "rb") as f:
-            data = f.read()
-        rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
-        rel = full[len(path) + 1 :]
-        entries.append(FileEntry(path=rel, rows=rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()))
-    return entries
+    ours = mapping[mapping["src"] == 0].shuffle(on="part", npartitions=npartitions)
+    written = dask.compute(*[dask.delayed(write_part_clusters)(d, url) for d in ours.to_delayed()])
+    return sorted((entry for entries in written for entry in entries), key=lambda entry: entry.path)
 
 
 def part_clusters(clusters_url: str, index: int) -> pd.DataFrame:
@@ -302,18 +299,27 @@ def sign(client: Any, parts: list[str], attempt: Attempt, params: DedupParams) -
                   sum(c["shingles"] for _, c in signed))
 
 
-def cluster(store: Store, signed: Signed, attempt: Attempt, params: DedupParams) -> dict[str, Any]:
-    """Stage 2: clusters of this version's docs (and of the `against` versions') written to `clusters/`;
-    returns the clustering's counts and cluster-size report."""
+@dataclass(frozen=True)
+class Clustering:
+    """What the clustering stage wrote (`clusters/`, one file per input part) and its figures."""
+
+    files: list[FileEntry]
+    figures: dict[str, Any]
+
+
+def cluster(store: Store, signed: Signed, attempt: Attempt, params: DedupParams) -> Clustering:
+    """Stage 2: clusters of this version's docs (and of the `against` versions') written to `clusters/`,
+    with the clustering's counts and cluster-size report."""
     import dask.dataframe as dd
 
     frames = [signature_frame([f"{attempt.uri}/{e.path}" for e in signed.files], 0)]
     frames += [against_frame(store, v, src) for src, v in enumerate(params.against, start=1)]
     docs = dd.concat(frames) if len(frames) > 1 else frames[0]
     default_partitions = min(docs.npartitions, -(-signed.docs // DOCS_PER_SHUFFLE_PARTITION))
-    mapping, counts = assign_clusters(docs, cluster_settings(params, max(default_partitions, 1)))
-    write_clusters(mapping, f"{attempt.uri}/{CLUSTERS}")
-    return {**counts, **cluster_report(mapping)}
+    settings = cluster_settings(params, max(default_partitions, 1))
+    mapping, counts = assign_clusters(docs, settings)
+    files = write_clusters(mapping, f"{attempt.uri}/{CLUSTERS}", settings.npartitions)
+    return Clustering(files, {**counts, **cluster_report(mapping)})
 
 
 def dedup_figures(stats: DocStats, params: DedupParams, signed: Signed) -> dict[str, Any]:
@@ -345,7 +351,7 @@ def run_dedup(store: Store, params: DedupParams, client: Any, *, force: bool = F
         figures = dedup_figures(stats, params, signed)
         headline = {**stats.headline(), "exact_removed": figures["exact_removed"],
                     "near_removed": figures["near_removed"]}
-        files += signed.files + folder_entries(store, attempt.path, CLUSTERS)
-        return Written(files, {**stats.to_json(), **figures, **clustering}, headline)
+        files += signed.files + clustering.files
+        return Written(files, {**stats.to_json(), **figures, **clustering.figures}, headline)
 
     return commit_version(store, key, write, force=force)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import random
 from pathlib import Path
@@ -174,3 +175,29 @@ def test_labelled_benchmark_f1_at_high_similarity(client, tmp_path):
     result = quality.run_quality(quality.real_texts(60), tmp_path, client, DedupParams())
     assert result["pairs_at_0.9"]["f1"] >= 0.95
     assert result["at_threshold"]["merged_below_0.5"] == 0
+
+
+def test_copies_spread_over_parts_form_one_group_and_one_cluster_file_per_part(store, client, tmp_path,
+                                                                               write_jsonl):
+    """120 copies of one text over four input parts (grouped within each part before the shuffle by
+    text key): one survivor, the smallest id, and one described cluster file per input part."""
+    files = []
+    for part in range(4):
+        docs = [{"text": "Subscribe to our newsletter for weekly updates.", "url": f"http://b/{part}/{n}"}
+                for n in range(30)]
+        docs += [{"text": " ".join(words(100 * part + n)), "url": f"http://u/{part}/{n}"} for n in range(5)]
+        files.append(write_jsonl(tmp_path / f"part-{part}.jsonl", docs))
+    vid = run_load(store, LoadParams(paths=[str(f) for f in files], source_field="url"), client).id
+    version = run_dedup(store, DedupParams(keep="min_id", shuffle_partitions=3), client, input_version=vid)
+    rejected, kept = outcome(store, version.id)
+    copies = store.read_docs(vid, columns=["id", "source"]).compute()
+    copies = copies[copies["source"].str.startswith("http://b/")]
+    survivor = copies.sort_values("id")["source"].iloc[0]
+    assert kept[survivor] == (survivor, 120)
+    assert rejected == {source: ("dedup:exact", survivor) for source in copies["source"] if source != survivor}
+    clusters = [f for f in version.manifest.files if f.path.startswith("clusters/")]
+    assert [f.path for f in clusters] == [f"clusters/part={p}/clusters.pq" for p in range(4)]
+    assert sum(f.rows for f in clusters) == 120
+    for entry in clusters:
+        data = store.fs.cat(store.file_path(version.id, entry.path))
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (entry.bytes, entry.sha256)
