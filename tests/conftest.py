@@ -42,6 +42,41 @@ def client() -> Iterator[Any]:
         yield dask
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api(tmp_path_factory) -> Iterator[str]:
+    """One real Prefect server for every `tokenmill` process the tests start: without it each CLI
+    run starts Prefect's ephemeral server of its own, seconds each on two cores."""
+    import httpx
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_API_HOST": "127.0.0.1",
+           "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = home / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                   "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"Prefect server not healthy: {log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        os.environ["PREFECT_API_URL"] = api
+        yield api
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect API and database for every flow test of the session."""
