@@ -39,6 +39,7 @@ from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.tokenize.model import BOS_ID, EOS_ID, TokenizerInfo, load_model, tokenizer_info
 from tokenmill.tokenize.shard_order import (
     BUCKETS,
+    NO_CANDIDATES,
     RANGE_TOKENS,
     SPLITS,
     PartOrder,
@@ -200,7 +201,7 @@ class Encoded:
     parts_with_docs: list[int] = field(default_factory=list)
     bucket_tokens: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS, np.int64))
     docs: int = 0
-    val: pa.Table | None = None
+    val: pa.Table = field(default_factory=lambda: NO_CANDIDATES)
     lengths_hist: list[int] = field(default_factory=list)
 
     def add(self, part: EncodedPart, val_max_tokens: int) -> None:
@@ -211,8 +212,7 @@ class Encoded:
             self.parts_with_docs.append(order.index)
         self.bucket_tokens += order.bucket_tokens
         self.docs += order.docs
-        merged = order.candidates if self.val is None else pa.concat_tables([self.val, order.candidates])
-        self.val = cheapest_first(merged, val_max_tokens)
+        self.val = cheapest_first(pa.concat_tables([self.val, order.candidates]), val_max_tokens)
         self.lengths_hist = [a + b for a, b in zip(self.lengths_hist, order.lengths_hist)] or order.lengths_hist
 
     @property
@@ -250,15 +250,14 @@ def write_shards(client: Any, store: Store, attempt: Attempt, encoded: Encoded, 
     """Stages 2 and 3: ranges of buckets merged and split on the workers, then each shard and the
     listing written from them (`shard_order`)."""
     scratch = f"{attempt.uri}/{SCRATCH}"
-    val = encoded.val if encoded.val is not None else pa.table({"key": pa.array([], pa.uint64()),
-                                                                 "length": pa.array([], pa.int64())})
-    weights = val["length"].to_numpy()
-    val_tokens = np.bincount(buckets_of(val["key"].to_numpy()), weights=weights, minlength=BUCKETS).astype(np.int64)
+    val = encoded.val
+    val_tokens = np.bincount(buckets_of(val["key"].to_numpy()), weights=val["length"].to_numpy(),
+                             minlength=BUCKETS).astype(np.int64)
     cumulative = {"train": np.concatenate([[0], np.cumsum(encoded.bucket_tokens - val_tokens)]),
                   "val": np.concatenate([[0], np.cumsum(val_tokens)])}
     ranges = bucket_ranges(encoded.bucket_tokens, max(1, min(RANGE_TOKENS, encoded.tokens // 8)))
     job = RangeJob(scratch, tuple(encoded.parts_with_docs), dtype, params.shard_tokens,
-                   ValRule.of(params.val_fraction, val) if encoded.val is not None else ValRule(0.0, None))
+                   ValRule.of(params.val_fraction, val))
     results = client.gather([
         client.submit(sort_range, k, first, last, {s: int(c[first]) for s, c in cumulative.items()}, job, pure=False)
         for k, (first, last) in enumerate(ranges)])
@@ -276,7 +275,7 @@ def write_shards(client: Any, store: Store, attempt: Attempt, encoded: Encoded, 
 def pack_headline(encoded: Encoded, shards: Shards, dtype: str, tokenizer: TokenizerInfo, tokenizer_version: str,
                   params: PackParams, eval_set: EvalNgrams) -> dict[str, Any]:
     """The pack's figures, as the manifest carries them and training reads them."""
-    docs_val = encoded.val.num_rows if encoded.val is not None else 0
+    docs_val = encoded.val.num_rows
     return {
         **encoded.stats.headline(),
         "tokens": encoded.tokens,

@@ -60,7 +60,6 @@ class PartOrder:
 
     index: int
     docs: int
-    bucket_docs: np.ndarray
     bucket_tokens: np.ndarray
     candidates: pa.Table  # unit, part, row, key, length: the part's lowest units that fit the val budget
     lengths_hist: list[int] = field(default_factory=list)
@@ -68,8 +67,11 @@ class PartOrder:
 
 def candidate_table(units: np.ndarray, part: int, rows: np.ndarray, keys: np.ndarray,
                     lengths: np.ndarray) -> pa.Table:
-    return pa.table({"unit": units, "part": np.full(len(rows), part, np.int64), "row": rows, "key": keys,
-                     "length": lengths})
+    return pa.table({"unit": units, "part": np.full(len(rows), part, np.int64), "row": rows,
+                     "key": keys.astype(np.uint64), "length": lengths.astype(np.int64)})
+
+
+NO_CANDIDATES = candidate_table(np.zeros(0), 0, np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64))
 
 
 def cheapest_first(candidates: pa.Table, max_tokens: int) -> pa.Table:
@@ -109,7 +111,7 @@ def write_part_order(fs: Any, scratch_path: str, index: int, tokens: np.ndarray,
     candidate = units < val_fraction
     candidates = cheapest_first(candidate_table(units[candidate], index, rows[candidate], keys[candidate],
                                                 lengths[candidate]), val_max_tokens)
-    return PartOrder(index, len(ids), np.diff(bounds), np.diff(token_bounds), candidates)
+    return PartOrder(index, len(ids), np.diff(token_bounds), candidates)
 
 
 @dataclass(frozen=True)
