@@ -30,11 +30,12 @@ BODIES = "bodies.bin"
 
 @dataclass
 class JournalState:
-    """What earlier runs with the same settings already did."""
+    """What earlier runs with the same settings already did. Extracted pages are held as their
+    record's offset in the journal (their text is read back when the crawl reaches them)."""
 
     robots: dict[str, tuple[int | None, bytes]] = field(default_factory=dict)
     fetched: dict[str, dict[str, Any]] = field(default_factory=dict)
-    extracted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extracted: dict[str, int] = field(default_factory=dict)
 
 
 class Journal:
@@ -176,14 +177,22 @@ def read_body(folder: Path, record: dict[str, Any]) -> bytes:
         return f.read(length)
 
 
+def read_record(folder: Path, offset: int) -> dict[str, Any]:
+    with open(folder / JOURNAL, "rb") as f:
+        f.seek(offset)
+        return orjson.loads(f.readline())
+
+
 def load_journal(folder: Path) -> JournalState:
     """Replay the journal; a truncated last line (the kill landed mid-write) is skipped."""
     state = JournalState()
     path = folder / JOURNAL
     if not path.exists():
         return state
+    offset = 0
     with open(path, "rb") as f:
         for line in f:
+            start, offset = offset, offset + len(line)
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -193,5 +202,5 @@ def load_journal(folder: Path) -> JournalState:
             elif record["k"] == "fetch":
                 state.fetched[record["url"]] = record
             else:
-                state.extracted[record["url"]] = record
+                state.extracted[record["url"]] = start
     return state

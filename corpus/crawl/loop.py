@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenmill.corpus.crawl.fetch import REASON_SCOPE, Fetcher
-from tokenmill.corpus.crawl.journal import Journal, JournalMirror, JournalState, read_body
+from tokenmill.corpus.crawl.journal import Journal, JournalMirror, JournalState, read_body, read_record
 from tokenmill.corpus.crawl.page import extract_page
 from tokenmill.corpus.crawl.params import CrawlParams
 from tokenmill.corpus.crawl.urls import Scope, normalize_url
@@ -52,18 +53,26 @@ def timed_extract(body: bytes, content_type: str | None, url: str) -> tuple[str,
     return text, links, time.perf_counter() - start
 
 
+Sink = Callable[[Outcome], None]
+
+
 class Crawler:
-    """One crawl over seeds; `run()` returns every discovered URL's outcome."""
+    """One crawl over seeds; `run()` hands every discovered URL's outcome to `sink`, once."""
 
     def __init__(self, params: CrawlParams, seeds: list[str], scope: Scope, client: Any, journal: Journal,
-                 state: JournalState):
+                 state: JournalState, sink: Sink):
         self.params, self.seeds, self.scope, self.client = params, seeds, scope, client
-        self.journal, self.state = journal, state
-        self.outcomes: dict[str, Outcome] = {}
+        self.journal, self.state, self.sink = journal, state, sink
+        self.decided = self.rejected = 0
         self.fetch_seconds = 0.0
         self.threads = ThreadPoolExecutor(max_workers=params.concurrency, thread_name_prefix="crawl-extract")
 
-    async def run(self) -> dict[str, Outcome]:
+    def _decide(self, outcome: Outcome) -> None:
+        self.decided += 1
+        self.rejected += outcome.reason is not None
+        self.sink(outcome)
+
+    async def run(self) -> None:
         fetcher = Fetcher(self.params, self.scope, self.state.robots, self.journal.robots, random.Random(0))
         try:
             async with fetcher:
@@ -71,7 +80,6 @@ class Crawler:
         finally:
             self.fetch_seconds = fetcher.busy_s
             self.threads.shutdown(wait=False, cancel_futures=True)
-        return self.outcomes
 
     async def _levels(self, fetcher: Fetcher) -> None:
         level, depth, budget = sorted(set(self.seeds)), 0, self.params.max_pages
@@ -80,13 +88,12 @@ class Crawler:
             taken, over = level[:budget], level[budget:]
             budget -= len(taken)
             for url in over:
-                self.outcomes[url] = Outcome(url, depth, REASON_MAX_PAGES)
+                self._decide(Outcome(url, depth, REASON_MAX_PAGES))
             log.info("crawl depth %d: %d to fetch, %d over max_pages", depth, len(taken), len(over))
             found = await asyncio.gather(*(self._visit(fetcher, url, depth) for url in taken))
             level = self._next_level(sorted({link for links in found for link in links}), depth + 1, seen)
             depth += 1
-            errors = sum(1 for o in self.outcomes.values() if o.reason)
-            log.info("crawl: %d URLs decided, %d rejected, next level %d", len(self.outcomes), errors, len(level))
+            log.info("crawl: %d URLs decided, %d rejected, next level %d", self.decided, self.rejected, len(level))
 
     def _next_level(self, links: list[str], depth: int, seen: set[str]) -> list[str]:
         """New in-scope links within max_depth; the others end here as rejected outcomes."""
@@ -96,9 +103,9 @@ class Crawler:
                 continue
             seen.add(link)
             if not self.scope.allows(link):
-                self.outcomes[link] = Outcome(link, depth, REASON_SCOPE)
+                self._decide(Outcome(link, depth, REASON_SCOPE))
             elif depth > self.params.max_depth:
-                self.outcomes[link] = Outcome(link, depth, REASON_DEPTH)
+                self._decide(Outcome(link, depth, REASON_DEPTH))
             else:
                 level.append(link)
         return level
@@ -111,14 +118,16 @@ class Crawler:
             fetched = await fetcher.fetch(url)
             record, body = self.journal.fetched(fetched, depth), fetched.body
         if record["reason"]:
-            self.outcomes[url] = Outcome(url, depth, record["reason"], fetch=record)
+            self._decide(Outcome(url, depth, record["reason"], fetch=record))
             return []
-        page = self.state.extracted.get(url)
-        if page is None:
+        offset = self.state.extracted.get(url)
+        if offset is not None:
+            page = read_record(self.journal.folder, offset)
+        else:
             if body is None:
                 body = read_body(self.journal.folder, record)
             page = await self._extract(url, body, record)
-        self.outcomes[url] = Outcome(url, depth, page["reason"], page["text"], record, page["seconds"])
+        self._decide(Outcome(url, depth, page["reason"], page["text"], record, page["seconds"]))
         strip = self.params.strip_query_params
         return [n for n in (normalize_url(link, strip) for link in page["links"]) if n]
 
@@ -136,12 +145,13 @@ class Crawler:
 
 
 def crawl(params: CrawlParams, seeds: list[str], scope: Scope, client: Any, folder: Path,
-          state: JournalState, mirror: JournalMirror | None = None) -> tuple[dict[str, Outcome], float]:
-    """Run the crawl to the end, journaling into `folder` (and `mirror`); (outcomes, seconds of requests
-    in flight)."""
+          state: JournalState, sink: Sink, mirror: JournalMirror | None = None) -> float:
+    """Run the crawl to the end, journaling into `folder` (and `mirror`) and handing each outcome
+    to `sink`; the seconds requests were in flight."""
     journal = Journal(folder, mirror)
     try:
-        crawler = Crawler(params, seeds, scope, client, journal, state)
-        return asyncio.run(crawler.run()), crawler.fetch_seconds
+        crawler = Crawler(params, seeds, scope, client, journal, state, sink)
+        asyncio.run(crawler.run())
+        return crawler.fetch_seconds
     finally:
         journal.close()

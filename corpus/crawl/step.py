@@ -1,8 +1,9 @@
 """The crawl step: seed URLs to a docs version, politely, within limits, and resumably.
 
 Outline: check the seeds (private addresses refused before any request), replay the journal
-of an interrupted crawl with the same settings, crawl breadth-first (`crawl_loop`), then
-write every discovered URL as a kept doc or a rejected row and commit. The version id hashes
+of an interrupted crawl with the same settings, crawl breadth-first (`loop`), spooling every
+discovered URL as a kept doc or a rejected row the moment it is decided (`spool`), then merge
+the spool into parts in URL order and commit. The version id hashes
 the settings plus a content hash of what was fetched (DESIGN §2, ingest steps).
 """
 
@@ -14,6 +15,8 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,10 +24,12 @@ from urllib.parse import urlsplit
 import fsspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tokenmill.corpus.crawl.journal import BODIES, JOURNAL, JournalMirror, load_journal
 from tokenmill.corpus.crawl.loop import Outcome, crawl
 from tokenmill.corpus.crawl.params import RUN_CONTROL, CrawlParams
+from tokenmill.corpus.crawl.spool import SPOOL, Spool, merged
 from tokenmill.corpus.crawl.urls import (
     Scope,
     host_of,
@@ -37,12 +42,13 @@ from tokenmill.corpus.store.cache import cache_root
 from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.parts import Batch, write_part
 from tokenmill.corpus.store.schema import DOC_SCHEMA, REJECTED_SCHEMA
+from tokenmill.corpus.store.stats import DocStats
 from tokenmill.corpus.store.step import Version, VersionKey, Written, commit_version, params_json
 from tokenmill.corpus.store.versions import Attempt, Store, canonical_json
 
 STEP = "crawl"
 CODE_VERSION = "crawl-v1"
-BATCH_ROWS = 2_000
+PART_ROWS = 50_000
 KEPT_HEADERS = ("content-type", "content-language", "last-modified", "etag", "location", "retry-after")
 COMMITTED = "committed.json"
 
@@ -108,57 +114,80 @@ def state_folders(store: Store, params: CrawlParams, seeds: list[str]) -> tuple[
     return in_store, cache_root() / STEP / key[:16], JournalMirror(store.fs, in_store, params.journal_sync_s)
 
 
-def fingerprint(outcomes: dict[str, Outcome]) -> str:
-    """A content hash of what was fetched: each URL's status, decision and body checksum."""
-    digest = hashlib.sha256()
-    for url in sorted(outcomes):
-        o = outcomes[url]
-        fetch = o.fetch or {}
-        digest.update(canonical_json([url, o.reason, fetch.get("status"), fetch.get("sha256")]) + b"\n")
-    return digest.hexdigest()
-
-
 def outcome_row(o: Outcome, default_time: datetime) -> dict[str, Any]:
+    """The spool row of one outcome: its doc columns, why it was rejected (None if kept) and its fetch."""
     fetch = o.fetch or {}
     headers = {k: v for k, v in (fetch.get("headers") or {}).items() if k in KEPT_HEADERS}
     meta = {"depth": o.depth, "status": fetch.get("status"), "final_url": fetch.get("final_url"), "headers": headers}
     fetched_at = datetime.fromisoformat(fetch["fetched_at"]) if fetch else default_time
-    row = {"id": doc_id(o.url), "text": o.text, "source": o.url, "fetched_at": fetched_at,
-           "meta": orjson.dumps(meta).decode()}
-    return row if o.reason is None else {**row, "text": "", "reason": o.reason}
+    return {"id": doc_id(o.url), "text": o.text if o.reason is None else "", "source": o.url,
+            "fetched_at": fetched_at, "meta": orjson.dumps(meta).decode(), "reason": o.reason,
+            "status": fetch.get("status"), "sha256": fetch.get("sha256"),
+            "fetch": orjson.dumps(fetch).decode() if fetch else None}
 
 
-def outcome_batches(outcomes: dict[str, Outcome], default_time: datetime) -> Iterator[Batch]:
-    """Kept and rejected rows in URL order, so reruns write the same rows in the same order."""
-    urls = sorted(outcomes)
-    for start in range(0, len(urls), BATCH_ROWS):
-        rows = [outcome_row(outcomes[u], default_time) for u in urls[start : start + BATCH_ROWS]]
-        kept = [r for r in rows if "reason" not in r]
-        rejected = [r for r in rows if "reason" in r]
-        yield Batch(pa.Table.from_pylist(kept, schema=DOC_SCHEMA), pa.Table.from_pylist(rejected, schema=REJECTED_SCHEMA))
+class CrawlOutput:
+    """Where the crawl's outcomes go: rows to the spool, figures to counters (hosts are few)."""
+
+    def __init__(self, folder: Path, started: datetime):
+        self.spool = Spool(folder)
+        self.started = started
+        self.counts: Counter = Counter()
+        self.statuses: Counter = Counter()
+        self.hosts: dict[str, Counter] = {}
+
+    def __call__(self, o: Outcome) -> None:
+        self.spool.add(outcome_row(o, self.started))
+        fetch = o.fetch or {}
+        self.counts["urls_discovered"] += 1
+        self.counts["extract_seconds"] += o.extract_seconds
+        if fetch:
+            self.counts["requests"] += fetch["requests"]
+            if fetch["status"] is not None:
+                self.counts["pages_fetched"] += 1
+                self.statuses[str(fetch["status"])] += 1
+            if fetch["body"]:
+                self.counts["bytes_fetched"] += fetch["body"][1]
+        host = self.hosts.setdefault(host_of(o.url), Counter())
+        host["urls"] += 1
+        host["docs"] += o.reason is None
+        host["requests"] += fetch.get("requests", 0)
+
+    def summary(self, robots_hosts: int, ended: datetime, fetch_seconds: float) -> dict[str, Any]:
+        """What the manifest records of the crawl itself: time, pages, bytes, statuses, hosts."""
+        return {
+            "started_at": self.started.isoformat(),
+            "ended_at": ended.isoformat(),
+            "urls_discovered": self.counts["urls_discovered"],
+            "pages_fetched": self.counts["pages_fetched"],
+            "requests": self.counts["requests"] + robots_hosts,
+            "bytes_fetched": self.counts["bytes_fetched"],
+            "extract_seconds": round(self.counts["extract_seconds"], 3),
+            "fetch_seconds": round(fetch_seconds, 3),
+            "status_codes": dict(sorted(self.statuses.items())),
+            "hosts": {h: dict(c) for h, c in sorted(self.hosts.items())},
+        }
 
 
-def crawl_stats(outcomes: dict[str, Outcome], robots_hosts: int, started: datetime, ended: datetime) -> dict[str, Any]:
-    """What the manifest records of the crawl itself: time, pages, bytes, statuses, hosts."""
-    fetches = [o.fetch for o in outcomes.values() if o.fetch]
-    statuses = Counter(str(f["status"]) for f in fetches if f["status"] is not None)
-    hosts: dict[str, Counter] = {}
-    for o in outcomes.values():
-        counts = hosts.setdefault(host_of(o.url), Counter())
-        counts["urls"] += 1
-        counts["docs"] += o.reason is None
-        counts["requests"] += (o.fetch or {}).get("requests", 0)
-    return {
-        "started_at": started.isoformat(),
-        "ended_at": ended.isoformat(),
-        "urls_discovered": len(outcomes),
-        "pages_fetched": sum(1 for f in fetches if f["status"] is not None),
-        "requests": sum(f["requests"] for f in fetches) + robots_hosts,
-        "bytes_fetched": sum(f["body"][1] for f in fetches if f["body"]),
-        "extract_seconds": round(sum(o.extract_seconds for o in outcomes.values()), 3),
-        "status_codes": dict(sorted(statuses.items())),
-        "hosts": {h: dict(c) for h, c in sorted(hosts.items())},
-    }
+def fingerprint(segments: list[Path]) -> str:
+    """A content hash of what was fetched: each URL's status, decision and body checksum, in URL order."""
+    digest = hashlib.sha256()
+    for table in merged(segments, ["source", "reason", "status", "sha256"]):
+        for url, reason, status, sha in zip(*(table[c].to_pylist() for c in table.column_names)):
+            digest.update(canonical_json([url, reason, status, sha]) + b"\n")
+    return digest.hexdigest()
+
+
+def part_pieces(tables: Iterator[pa.Table]) -> Iterator[tuple[int, Batch]]:
+    """The merged rows as kept and rejected batches, each tagged with its part: PART_ROWS rows a part."""
+    row = 0
+    for table in tables:
+        while table.num_rows:
+            take = min(table.num_rows, PART_ROWS - row % PART_ROWS)
+            piece, table = table.slice(0, take), table.slice(take)
+            rejected = pc.is_valid(piece["reason"])
+            yield row // PART_ROWS, Batch(piece.filter(pc.invert(rejected)), piece.filter(rejected))
+            row += take
 
 
 def run_crawl(store: Store, params: CrawlParams, client: Any, *, force: bool = False) -> Version:
@@ -177,33 +206,36 @@ def run_crawl(store: Store, params: CrawlParams, client: Any, *, force: bool = F
             return Version(store.manifest(vid), cached=True)
     if mirror:
         mirror.restore(folder)
-    started = datetime.now(timezone.utc)
     state = load_journal(folder)
-    outcomes, fetch_seconds = crawl(params, seeds, crawl_scope(params, seeds), client, folder, state, mirror)
-    summary = crawl_stats(outcomes, len(state.robots), started, datetime.now(timezone.utc))
-    summary["fetch_seconds"] = round(fetch_seconds, 3)
-    version = commit_crawl(store, params, outcomes, summary, folder, force)
+    output = CrawlOutput(folder, datetime.now(timezone.utc))
+    fetch_seconds = crawl(params, seeds, crawl_scope(params, seeds), client, folder, state, output, mirror)
+    summary = output.summary(len(state.robots), datetime.now(timezone.utc), fetch_seconds)
+    version = commit_crawl(store, params, output.spool.close(), summary, folder, force)
     store.fs.pipe_file(committed, orjson.dumps({"id": version.id}))
     for name in (JOURNAL, BODIES):
         (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / SPOOL, ignore_errors=True)
     if mirror:
         mirror.clear()
     return version
 
 
-def commit_crawl(store: Store, params: CrawlParams, outcomes: dict[str, Outcome], summary: dict[str, Any],
+def commit_crawl(store: Store, params: CrawlParams, segments: list[Path], summary: dict[str, Any],
                  folder: Path, force: bool) -> Version:
-    """Write the rows (and WARC) of a finished crawl and commit them, unless that version exists."""
-    key = VersionKey.of(STEP, CODE_VERSION, params, fingerprint=fingerprint(outcomes), run_control=RUN_CONTROL)
+    """Write the rows (and WARC) of a finished crawl as parts in URL order and commit them, unless
+    that version exists."""
+    key = VersionKey.of(STEP, CODE_VERSION, params, fingerprint=fingerprint(segments), run_control=RUN_CONTROL)
 
     def write(attempt: Attempt) -> Written:
-        started = datetime.fromisoformat(summary["started_at"])
-        part = write_part(attempt.uri, 0, outcome_batches(outcomes, started), DOC_SCHEMA, REJECTED_SCHEMA)
-        files = list(part.files)
+        files, stats = [], DocStats()
+        for index, pieces in groupby(part_pieces(merged(segments)), key=itemgetter(0)):
+            part = write_part(attempt.uri, index, (batch for _, batch in pieces), DOC_SCHEMA, REJECTED_SCHEMA)
+            files += part.files
+            stats.merge(part.stats)
         if params.warc:
             from tokenmill.corpus.crawl.warc import write_warc
 
-            files.append(write_warc(attempt, outcomes, folder))
-        return Written(files, {**part.stats.to_json(), "crawl": summary}, {**part.stats.headline(), **summary})
+            files.append(write_warc(attempt, merged(segments, ["source", "fetch"]), folder))
+        return Written(files, {**stats.to_json(), "crawl": summary}, {**stats.headline(), **summary})
 
     return commit_version(store, key, write, force=force)

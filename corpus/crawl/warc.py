@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 
+import orjson
+import pyarrow as pa
+
 from tokenmill.corpus.crawl.journal import read_body
-from tokenmill.corpus.crawl.loop import Outcome
 from tokenmill.corpus.store.errors import MissingDependencyError
 from tokenmill.corpus.store.versions import Attempt, FileEntry
 
@@ -20,8 +23,9 @@ WARC_PATH = "warc/crawl-00000.warc.gz"
 DROPPED_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
 
 
-def write_warc(attempt: Attempt, outcomes: dict[str, Outcome], folder: Path) -> FileEntry:
-    """One gzipped WARC `response` record per fetched body, in URL order."""
+def write_warc(attempt: Attempt, rows: Iterator[pa.Table], folder: Path) -> FileEntry:
+    """One gzipped WARC `response` record per fetched body of `rows` (tables with a `fetch` column
+    holding each URL's journal record as JSON), in their order."""
     try:
         from warcio.statusandheaders import StatusAndHeaders
         from warcio.warcwriter import WARCWriter
@@ -32,9 +36,9 @@ def write_warc(attempt: Attempt, outcomes: dict[str, Outcome], folder: Path) -> 
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     with fs.open(path, "wb") as f:
         writer = WARCWriter(f, gzip=True)
-        for url in sorted(outcomes):
-            fetch = outcomes[url].fetch
-            if not fetch or not fetch.get("body"):
+        fetches = (orjson.loads(f) for table in rows for f in table["fetch"].to_pylist() if f)
+        for fetch in fetches:
+            if not fetch.get("body"):
                 continue
             status = fetch["status"]
             headers = [(k, v) for k, v in fetch["headers"].items() if k not in DROPPED_HEADERS]

@@ -267,6 +267,33 @@ def test_max_pages_cuts_the_last_urls_of_a_level(store: Any, client: Any, server
     assert sorted(fetched) == sorted([base + "/", *level_one[:2]])
 
 
+def test_small_spool_segments_and_parts_write_the_same_rows(store: Any, client: Any, servers: Servers,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver spills every 3 decided URLs and merges 2 segments at a time; the rows, cut into
+    parts of 4, are those (in the same URL order) of a crawl that holds them all in one segment."""
+    from tokenmill.corpus.crawl import spool, step
+    from tokenmill.corpus.store.versions import Store
+
+    base, _ = servers.start()
+    params = crawl_params(base, delay_s=0)
+    whole = run_crawl(store, params, client)
+    monkeypatch.setattr(spool, "SEGMENT_ROWS", 3)
+    monkeypatch.setattr(spool, "FAN_IN", 2)
+    monkeypatch.setattr(step, "PART_ROWS", 4)
+    small = Store(str(tmp_path / "small"))
+    cut = run_crawl(small, params, client)
+
+    assert cut.id == whole.id
+    parts = [f.path for f in small.manifest(cut.id).files if f.path.startswith("part-")]
+    assert len(parts) > 3
+    for kind in ("kept", "rejected"):
+        one = store.read_docs(whole.id, kind=kind).compute().reset_index(drop=True)
+        many = small.read_docs(cut.id, kind=kind).compute().reset_index(drop=True)
+        assert list(many["source"]) == sorted(many["source"]) == list(one["source"])
+        assert many.drop(columns="fetched_at").equals(one.drop(columns="fetched_at"))
+    assert small.manifest(cut.id).stats["docs_out"] == store.manifest(whole.id).stats["docs_out"]
+
+
 @pytest.mark.parametrize("seed", ["http://127.0.0.1:9/", "http://10.1.2.3/", "http://169.254.169.254/x", "http://localhost:9/"])
 def test_private_seeds_refused_before_any_work(store: Any, client: Any, seed: str) -> None:
     params = CrawlParams(seeds=[seed])
