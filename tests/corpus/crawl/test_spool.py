@@ -13,7 +13,8 @@ from tokenmill.corpus.crawl.spool import Spool, merged
 
 
 def row(url: str) -> dict:
-    return {"source": url, "id": url[-4:], "text": f"text of {url}", "fetched_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    return {"source": url, "id": url[-4:], "text": f"text of {url}",
+            "fetched_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
             "meta": "{}", "reason": None, "status": 200, "sha256": None, "fetch": None}
 
 
