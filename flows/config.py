@@ -23,13 +23,12 @@ from pydantic import (
 
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.runtime import DaskSettings
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.versions import StoreSettings
 from tokenmill.flows.steps import DEFAULT_PIPELINE, STEPS
 
 
-class PipelineSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PipelineSettings(Settings):
     steps: list[str] = Field(default_factory=lambda: list(DEFAULT_PIPELINE), description="steps run by `tokenmill run`")
 
     @field_validator("steps")

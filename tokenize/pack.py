@@ -19,11 +19,12 @@ from typing import Any, Literal
 import fsspec
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tokenmill.corpus.ingest.pydocs import PYTHON_TOPICS_URL
 from tokenmill.corpus.store.parts import PartWriter, rejected_rows
 from tokenmill.corpus.store.schema import REJECTED_SCHEMA
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.stats import DocStats, length_bin_edges, log2_histogram
 from tokenmill.corpus.store.step import (
     Version,
@@ -67,9 +68,7 @@ REASON_DECONTAMINATED = "pack:decontaminated"
 REASON_EMPTY = "pack:empty"
 
 
-class PackParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PackParams(Settings):
     boundary: Literal["eos", "bos"] = Field(
         default="eos", description="document boundary token: EOS after each doc, or BOS before it"
     )

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from tokenmill.corpus.store.errors import ConfigError, InputError
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.step import (
     Version,
     VersionKey,
@@ -47,9 +48,7 @@ SAMPLE_SALT = "tokenizer-sample"
 BYTE_PIECES = 256
 
 
-class TokenizerParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenizerParams(Settings):
     vocab_size: int = Field(default=32_000, ge=64, le=1_000_000, description="pieces in the vocabulary")
     model_type: Literal["bpe", "unigram"] = Field(default="bpe", description="sentencepiece model type")
     byte_fallback: bool = Field(default=True, description="unknown characters become UTF-8 byte pieces, never <unk>")

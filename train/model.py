@@ -11,15 +11,14 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from tokenmill.corpus.store.errors import ConfigError
+from tokenmill.corpus.store.settings import Settings
 
 
-class ModelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ModelConfig(Settings):
     vocab_size: int = Field(ge=2, description="token ids the embedding holds (the tokenizer's vocabulary)")
     seq_len: int = Field(ge=1, description="longest context the model is trained on")
     n_layer: int = Field(ge=1, description="Transformer blocks")

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from tokenmill.corpus.ingest.pydocs import PYTHON_TOPICS_URL
+from tokenmill.corpus.store.settings import Settings
 
 DEFAULT_STEPS = 200
 
 
-class EvalParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EvalParams(Settings):
     eval_texts: list[str] = Field(
         default_factory=lambda: [PYTHON_TOPICS_URL],
         description="the fixed eval text set for bits per byte and cloze: files, globs, a docs version id, "

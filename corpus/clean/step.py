@@ -17,10 +17,11 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tokenmill.corpus.clean.ftfy_fast import fix_column, fix_text, needs_ftfy_mask
 from tokenmill.corpus.store.parts import Batch, rejected_rows
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.step import (
     Version,
     VersionKey,
@@ -49,9 +50,7 @@ POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cooki
 TERMINAL_PUNCT = ".!?\"'\u201d\u2019\u2026"
 
 
-class CleanParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CleanParams(Settings):
     fix_encoding: bool = Field(default=True, description="ftfy: repair mojibake (UTF-8 decoded as cp1252/latin-1)")
     unescape_html: bool = Field(default=True, description="ftfy: decode HTML entities in lines that hold no markup")
     uncurl_quotes: bool = Field(default=False, description="ftfy: turn curly quotes into straight ones")

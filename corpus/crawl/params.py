@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from tokenmill.corpus.store.settings import Settings
 
 
-class CrawlParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CrawlParams(Settings):
     seeds: list[str] = Field(default_factory=list, description="start URLs (http or https)")
     seeds_file: str | None = Field(default=None, description="a file with one start URL per line, added to seeds")
     allowed_domains: list[str] = Field(

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from tokenmill.corpus.dedup import minhash
 from tokenmill.corpus.dedup.clusters import (
@@ -41,6 +41,7 @@ from tokenmill.corpus.dedup.clusters import (
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.parts import Batch, PartWriter, run_parts
 from tokenmill.corpus.store.schema import DOC_FIELDS, rejected_schema
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.stats import DocStats
 from tokenmill.corpus.store.step import Version, VersionKey, Written, commit_version, input_parts, read_batches
 from tokenmill.corpus.store.versions import Attempt, FileEntry, Store
@@ -72,9 +73,7 @@ SIGNATURE_SCHEMA = pa.schema(
 )
 
 
-class DedupParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DedupParams(Settings):
     exact: bool = Field(default=True, description="drop exact duplicates (same normalized text) first")
     exact_strip_punctuation: bool = Field(
         default=False, description="exact dedup ignores punctuation as well as case and whitespace"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tokenmill.corpus.filter.kernels.quality import (
     LETTER_WORD_COUNT,
@@ -42,6 +42,7 @@ from tokenmill.corpus.filter.spec import (
     rule,
     safe_div,
 )
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.text.utf8 import per_text
 
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
@@ -51,9 +52,7 @@ TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 
 
-class GopherQualityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GopherQualityParams(Settings):
     min_words: int = Field(default=50, ge=0, description="fewer whitespace-separated words drop the doc")
     max_words: int = Field(default=100_000, ge=0, description="more words drop the doc")
     min_mean_word_length: float = Field(default=3, ge=0, description="mean word length below this drops the doc")
@@ -119,9 +118,7 @@ GOPHER_QUALITY = FilterSpec(
 )
 
 
-class GopherRepetitionParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GopherRepetitionParams(Settings):
     max_dup_line_frac: float = Field(default=0.30, ge=0, le=1, description="share of lines that repeat an earlier one")
     max_dup_para_frac: float = Field(default=0.30, ge=0, le=1, description="share of paragraphs that repeat")
     max_dup_line_chars_frac: float = Field(default=0.20, ge=0, le=1, description="share of chars in repeated lines")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tokenmill.corpus.filter.lid176.model import Lid176, load
 from tokenmill.corpus.filter.spec import (
@@ -28,15 +28,14 @@ from tokenmill.corpus.filter.spec import (
     rule,
 )
 from tokenmill.corpus.store.errors import MissingDependencyError
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.text.utf8 import per_text, utf8_bytes
 
 UNDETERMINED = "und"
 MODEL_FILE = "lid.176.ftz"
 
 
-class LanguageParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LanguageParams(Settings):
     keep: list[str] = Field(default_factory=lambda: ["en"], min_length=1, description="ISO codes to keep; ['*'] = all")
     min_score: float = Field(default=0.65, ge=0, le=1, description="docs whose top language scores lower are dropped")
     max_chars: int = Field(default=2000, ge=1, description="characters of each doc given to the model")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from tokenmill.corpus.filter.gopher import (
     GOPHER_QUALITY,
@@ -18,6 +18,7 @@ from tokenmill.corpus.filter.pii import PII, PiiParams
 from tokenmill.corpus.filter.spec import FilterSpec, TransformSpec
 from tokenmill.corpus.filter.url import URL_BLOCKLIST, UrlBlocklistParams
 from tokenmill.corpus.filter.web import C4, FINEWEB, LENGTH, C4Params, FineWebParams, LengthParams
+from tokenmill.corpus.store.settings import Settings
 
 FILTERS: dict[str, FilterSpec | TransformSpec] = {
     spec.name: spec for spec in (LENGTH, URL_BLOCKLIST, LANGUAGE, GOPHER_QUALITY, GOPHER_REPETITION, C4, FINEWEB, PII)
@@ -25,9 +26,7 @@ FILTERS: dict[str, FilterSpec | TransformSpec] = {
 FilterName = Literal["length", "url_blocklist", "language", "gopher_quality", "gopher_repetition", "c4", "fineweb", "pii"]
 
 
-class FilterParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FilterParams(Settings):
     filters: list[FilterName] = Field(
         default_factory=lambda: [
             "length", "url_blocklist", "language", "gopher_quality", "gopher_repetition", "c4", "fineweb", "pii"

@@ -15,9 +15,10 @@ import re
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tokenmill.corpus.filter.spec import TransformSpec, as_numpy, count_regex
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.text.re2 import map_rows
 
 EMAIL_RE = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
@@ -25,9 +26,7 @@ IPV4_RE = r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\
 PHONE_RE = r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|\d{2,4}[ .\-])\d{3,4}[ .\-]\d{3,4}\b"
 
 
-class PiiParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PiiParams(Settings):
     email: bool = Field(default=True, description="replace e-mail addresses")
     ip: bool = Field(default=True, description="replace public IPv4 addresses (private and loopback ones are kept)")
     phone: bool = Field(default=False, description="replace phone numbers (off: the pattern also hits dates, ids)")

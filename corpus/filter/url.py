@@ -10,7 +10,7 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tokenmill.corpus.filter.spec import (
     FLAG_BINS,
@@ -23,12 +23,11 @@ from tokenmill.corpus.filter.spec import (
     rule,
 )
 from tokenmill.corpus.store.errors import ConfigError
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.stats import DOMAIN_PATTERN
 
 
-class UrlBlocklistParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UrlBlocklistParams(Settings):
     domains: list[str] = Field(default_factory=list, description="blocked domains; their subdomains are blocked too")
     substrings: list[str] = Field(default_factory=list, description="blocked if the URL contains one of these")
     file: str | None = Field(

@@ -11,7 +11,7 @@ from typing import Any
 import fsspec
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tokenmill.corpus.filter.kernels.c4 import (
     CURLY_BRACKET,
@@ -33,6 +33,7 @@ from tokenmill.corpus.filter.spec import (
     safe_div,
 )
 from tokenmill.corpus.store.errors import ConfigError
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.text.utf8 import per_text
 
 # FineWeb's line-end punctuation (datatrove's FineWebQualityFilter stop chars).
@@ -40,9 +41,7 @@ LINE_END_PUNCT = ".!?\"'…”’"
 FINEWEB_SHORT_LINE_CHARS = 30
 
 
-class LengthParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LengthParams(Settings):
     min_chars: int = Field(default=1, ge=0, description="docs with fewer characters are dropped")
     max_chars: int = Field(default=5_000_000, ge=0, description="docs with more characters are dropped")
     min_words: int = Field(default=1, ge=0, description="docs with fewer whitespace-separated words are dropped")
@@ -72,9 +71,7 @@ LENGTH = FilterSpec(
 )
 
 
-class C4Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class C4Params(Settings):
     min_sentences: int = Field(default=5, ge=0, description="pages with fewer sentences ('.', '!' or '?' ends) drop")
     drop_lorem_ipsum: bool = Field(default=True, description="drop pages containing 'lorem ipsum'")
     drop_curly_bracket: bool = Field(default=True, description="drop pages containing '{' (code, not prose)")
@@ -147,9 +144,7 @@ C4 = FilterSpec(
 )
 
 
-class FineWebParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FineWebParams(Settings):
     min_line_punct_frac: float = Field(default=0.12, ge=0, le=1, description="share of lines ending in punctuation")
     max_short_line_frac: float = Field(
         default=0.67, ge=0, le=1, description=f"share of lines of at most {FINEWEB_SHORT_LINE_CHARS} chars"

@@ -16,12 +16,13 @@ from typing import Any, Literal
 
 import fsspec
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from tokenmill.corpus.ingest import pydocs, readers
 from tokenmill.corpus.ingest.readers import Chunk, RowBuffer, doc_id
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.parts import Batch
+from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.step import Version, VersionKey, run_docs_step
 from tokenmill.corpus.store.versions import Store
 
@@ -45,9 +46,7 @@ COMPRESSION_BY_EXTENSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 SPLITTABLE = {"jsonl", "text"}
 
 
-class LoadParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LoadParams(Settings):
     paths: list[str] = Field(
         default_factory=lambda: [pydocs.PYTHON_DOCS_URL],
         min_length=1,

@@ -15,14 +15,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from tokenmill.corpus.store.settings import Settings
 
 _active = ContextVar("tokenmill_dask_client", default=None)
 
 
-class DaskSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DaskSettings(Settings):
     address: str | None = Field(
         default=None,
         description="scheduler address (tcp://host:8786) of an existing cluster; "

@@ -28,10 +28,11 @@ from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.lease import Lease
+from tokenmill.corpus.store.settings import Settings
 
 MANIFEST = "_manifest.json"
 STAGING = ".staging"
@@ -108,9 +109,7 @@ class Manifest(BaseModel):
         ]
 
 
-class StoreSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StoreSettings(Settings):
     root: str = Field(default="./tokenmill-data", description="store root: a local path or an fsspec URL (s3://…)")
     options: dict[str, Any] = Field(
         default_factory=dict,

@@ -46,6 +46,10 @@ def test_override_values_read_as_toml_or_text(raw, value):
         (["load.paths=3"], "load.paths: Input should be a valid list (got 3)"),
         (["pipeline.steps=[\"nope\"]"], "unknown step 'nope'"),
         (["nosection.key=1"], "nosection: unknown setting"),
+        (["dask.memory_limit_gb=inf"], "dask.memory_limit_gb: Input should be a finite number (got inf)"),
+        (["train.lr=nan"], "train.lr: Input should be a finite number (got nan)"),
+        (["dask.n_workers=true"], "dask.n_workers: expected a number, not a boolean (got True)"),
+        (["dedup.threshold=false"], "dedup.threshold: expected a number, not a boolean (got False)"),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_key(overrides, message):
