@@ -2,9 +2,9 @@
 
 Per host: robots.txt read once, a concurrency cap and a minimum gap between request starts
 (the larger of `delay_s` and robots' Crawl-delay). Every hop of a redirect is checked against
-the same scope, address and robots rules as a link, and bodies are streamed and cut at
-`max_page_bytes` (after decompression, so a gzip bomb is bounded too). The content type is
-checked from the headers before any body byte is read.
+the same scope and robots rules as a link, and every connection's address where it is opened
+(`connect`). Bodies are streamed and cut at `max_page_bytes` (after decompression, so a gzip
+bomb is bounded too). The content type is checked from the headers before any body byte is read.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from tokenmill.corpus.crawl.connect import REASON_DNS, REASON_PRIVATE, Refused, checked_transport
 from tokenmill.corpus.crawl.page import media_type
 from tokenmill.corpus.crawl.params import CrawlParams
 from tokenmill.corpus.crawl.robots import Robots, parse_robots
-from tokenmill.corpus.crawl.urls import Scope, host_of, normalize_url, private_addresses
+from tokenmill.corpus.crawl.urls import Scope, host_of, normalize_url
 
 REDIRECTS = {301, 302, 303, 307, 308}
+# RFC 9309 §2.3.1.2: follow at least five consecutive redirects for robots.txt, even to other hosts.
+ROBOTS_REDIRECTS = 5
 REASON_ROBOTS = "crawl:robots"
-REASON_PRIVATE = "crawl:private_address"
 REASON_SCOPE = "crawl:out_of_scope"
 REASON_TIMEOUT = "crawl:timeout"
 REASON_CONNECT = "crawl:connect_error"
@@ -35,7 +37,6 @@ REASON_TYPE = "crawl:content_type"
 REASON_TOO_LARGE = "crawl:too_large"
 REASON_LOOP = "crawl:redirect_loop"
 REASON_REDIRECTS = "crawl:redirect_limit"
-REASON_DNS = "crawl:dns_error"
 
 
 def status_reason(status: int) -> str:
@@ -93,6 +94,11 @@ class _Response:
     reason: str | None
 
 
+def redirect_location(response: _Response) -> str | None:
+    """Where a redirect points; None for any other response."""
+    return response.headers.get("location") if response.status in REDIRECTS else None
+
+
 class HostGate:
     """Per-host politeness: at most `concurrency` requests at once, starts `delay_s` apart."""
 
@@ -128,7 +134,7 @@ class Fetcher:
         self.params, self.scope, self.rng, self.on_robots = params, scope, rng, on_robots
         self.robots_seen = robots_seen
         self.robots: dict[str, Robots] = {}
-        self.addresses: dict[str, str | None] = {}
+        self.refused: dict[str, str] = {}
         self.gates: dict[str, HostGate] = {}
         self.host_locks: dict[str, asyncio.Lock] = {}
         self.shared = asyncio.Semaphore(params.concurrency)
@@ -139,8 +145,8 @@ class Fetcher:
         limits = httpx.Limits(max_connections=params.concurrency, max_keepalive_connections=params.concurrency)
         # trust_env=False: no proxy from the environment, so requests go only where the rules allow.
         self.client = httpx.AsyncClient(
-            timeout=timeout, limits=limits, follow_redirects=False, trust_env=False,
-            headers={"User-Agent": params.user_agent},
+            transport=checked_transport(limits, params.allow_private), timeout=timeout, follow_redirects=False,
+            trust_env=False, headers={"User-Agent": params.user_agent},
         )
 
     async def __aenter__(self) -> Fetcher:
@@ -158,8 +164,8 @@ class Fetcher:
                 return Fetched(url, current, None, refusal, requests=requests)
             response, tries = await self._request(current)
             requests += tries
-            location = response.headers.get("location")
-            if response.status in REDIRECTS and location:
+            location = redirect_location(response)
+            if location:
                 target = normalize_url(location, self.params.strip_query_params, base=current)
                 if target is None:
                     return Fetched(url, current, response.status, REASON_SCOPE, response.headers, requests=requests)
@@ -179,19 +185,16 @@ class Fetcher:
         return response
 
     async def refusal(self, url: str) -> str | None:
-        """Why `url` may not be fetched: out of scope, a private address, or robots.txt."""
+        """Why `url` may not be fetched: out of scope, robots.txt, or its host's address refused
+        when robots.txt was fetched (a private address, or no address)."""
         if not self.scope.allows(url):
             return REASON_SCOPE
         host = host_of(url)
         async with self.host_locks.setdefault(host, asyncio.Lock()):
-            if host not in self.addresses:
-                self.addresses[host] = await self._address_refusal(url)
-            if self.addresses[host]:
-                return self.addresses[host]
-            if host not in self.robots:
-                self.robots[host] = await self._robots(url)
-                gate = self.gate(host)
-                gate.delay_s = max(gate.delay_s, self.robots[host].crawl_delay())
+            if host not in self.robots and host not in self.refused:
+                await self._load_robots(url)
+            if host in self.refused:
+                return self.refused[host]
         return None if self.robots[host].allows(url) else REASON_ROBOTS
 
     def gate(self, host: str) -> HostGate:
@@ -199,27 +202,35 @@ class Fetcher:
             self.gates[host] = HostGate(self.params.per_host_concurrency, self.params.delay_s)
         return self.gates[host]
 
-    async def _address_refusal(self, url: str) -> str | None:
-        if self.params.allow_private:
-            return None
-        import socket
-
-        hostname = (httpx.URL(url).host or "").strip("[]")
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(hostname, None, proto=socket.IPPROTO_TCP)
-        except OSError:
-            return REASON_DNS
-        return REASON_PRIVATE if private_addresses(info[4][0] for info in infos) else None
-
-    async def _robots(self, url: str) -> Robots:
+    async def _load_robots(self, url: str) -> None:
+        """The host's robots.txt (from the journal if it has it) and its Crawl-delay; a host whose
+        own address is refused gets no robots record, only the reason for all its URLs."""
         host = host_of(url)
         if host not in self.robots_seen:
-            robots_url = f"{httpx.URL(url).scheme}://{host}/robots.txt"
-            response, _ = await self._request(robots_url, robots=True)
+            response, hops = await self._fetch_robots(f"{httpx.URL(url).scheme}://{host}/robots.txt")
+            if hops == 0 and response.reason in (REASON_PRIVATE, REASON_DNS):
+                self.refused[host] = response.reason
+                return
             self.robots_seen[host] = (response.status, response.body)
             self.on_robots(host, response.status, response.body)
         status, body = self.robots_seen[host]
-        return parse_robots(status, body, self.params.user_agent)
+        self.robots[host] = parse_robots(status, body, self.params.user_agent)
+        gate = self.gate(host)
+        gate.delay_s = max(gate.delay_s, self.robots[host].crawl_delay())
+
+    async def _fetch_robots(self, url: str) -> tuple[_Response, int]:
+        """robots.txt through up to ROBOTS_REDIRECTS redirects, to any host (each hop's address is
+        checked as every connection's is); the last response and the redirects followed. A chain
+        longer than that ends on its redirect, which `parse_robots` reads as no robots.txt."""
+        response, _ = await self._request(url, robots=True)
+        for hop in range(ROBOTS_REDIRECTS):
+            location = redirect_location(response)
+            target = normalize_url(location, base=url) if location else None
+            if target is None:
+                return response, hop
+            url = target
+            response, _ = await self._request(url, robots=True)
+        return response, ROBOTS_REDIRECTS
 
     async def _request(self, url: str, robots: bool = False) -> tuple[_Response, int]:
         """One URL with retries on 429, 5xx and timeouts; (last response, requests made)."""
@@ -252,6 +263,8 @@ class Fetcher:
                 if not robots and media_type(headers.get("content-type")) not in self.params.content_types:
                     return _Response(status, headers, b"", REASON_TYPE)
                 return await self._read_body(response, status, headers)
+        except Refused as refused:
+            return _Response(None, {}, b"", refused.reason)
         except httpx.TimeoutException:
             return _Response(None, {}, b"", REASON_TIMEOUT)
         except httpx.TransportError:

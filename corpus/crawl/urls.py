@@ -67,24 +67,49 @@ class Scope:
         return not any(p.search(url) for p in self.exclude)
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (6to4, Teredo server and client, NAT64), which
+    a relay or translator may deliver to: `2002:7f00:1::` reaches 127.0.0.1."""
+    embedded = [ip.sixtofour] if ip.sixtofour else []
+    embedded += ip.teredo or ()
+    if ip in NAT64:
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return embedded
+
+
 def is_public_address(address: str) -> bool:
-    """False for private, loopback, link-local, multicast, reserved and unspecified addresses."""
+    """True only if the address and every IPv4 address embedded in it are globally reachable
+    unicast addresses.
+
+    Asks `is_global` (IANA's special-purpose registries) rather than listing bad kinds, which
+    missed shared space 100.64.0.0/10 (cloud metadata at 100.100.100.200) and 6to4 loopback;
+    multicast is excluded on its own, as `is_global` counts it. An IPv4-mapped address is judged
+    by its IPv4 address alone, which is where a socket to it goes.
+    """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return not (
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-    )
+    embedded = embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else []
+    return all(a.is_global and not a.is_multicast for a in (ip, *embedded))
+
+
+def ip_literal(host: str) -> str | None:
+    """The address `host` spells, if it is an IP literal (with or without brackets), which needs no lookup."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
 
 
 def resolve(host: str) -> list[str]:
     """Every address `host` resolves to; an IP literal resolves to itself without a lookup."""
-    host = host.strip("[]")
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    literal = ip_literal(host)
+    if literal:
+        return [literal]
+    infos = socket.getaddrinfo(host.strip("[]"), None, proto=socket.IPPROTO_TCP)
     return sorted({info[4][0] for info in infos})
 
 

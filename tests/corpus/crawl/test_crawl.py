@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,8 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpcore
+import httpx
 import pytest
 
+from tokenmill.corpus.crawl.connect import checked_transport
 from tokenmill.corpus.crawl.step import CrawlParams, check_crawl, run_crawl
 from tokenmill.corpus.store.errors import ConfigError
 
@@ -40,10 +45,11 @@ INDEX_LINKS = [
 
 
 class Site:
-    """The generated site; the server process appends each request (monotonic time, path) to `log_path`."""
+    """The generated site; the server process appends each request (monotonic time, path) to `log_path`.
+    With `robots_at`, its /robots.txt is five redirects away from that URL (RFC 9309's minimum)."""
 
-    def __init__(self, log_path: Path, hang_path: str | None = None):
-        self.log_path, self.hang_path = log_path, hang_path
+    def __init__(self, log_path: Path, hang_path: str | None = None, robots_at: str | None = None):
+        self.log_path, self.hang_path, self.robots_at = log_path, hang_path, robots_at
         self.release_path = log_path.with_suffix(".release")
         self.hits: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -55,9 +61,14 @@ class Site:
         lines = self.log_path.read_text().splitlines()
         return [(float(t), path) for t, path in (line.split(" ", 1) for line in lines)]
 
-    def route(self, path: str) -> tuple[int, dict[str, str], bytes]:
+    def route(self, path: str, host: str) -> tuple[int, dict[str, str], bytes]:
         html = {"Content-Type": "text/html; charset=utf-8"}
         hits = self.hits.get(path, 0)
+        if self.robots_at and (path == "/robots.txt" or path.startswith("/moved/")):
+            hop = 0 if path == "/robots.txt" else int(path.rsplit("/", 1)[1])
+            return 302, {"Location": f"/moved/{hop + 1}" if hop < 4 else self.robots_at}, b""
+        if path == "/echo-host":
+            return 200, {"Content-Type": "text/plain"}, host.encode()
         if path == "/robots.txt":
             return 200, {"Content-Type": "text/plain"}, b"User-agent: *\nDisallow: /private/\n"
         if path == "/":
@@ -122,7 +133,7 @@ class Site:
                 if path == "/big":
                     self._big()
                     return
-                status, headers, body = site.route(path)
+                status, headers, body = site.route(path, self.headers.get("Host", ""))
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -159,10 +170,10 @@ class Servers:
         self.running: list[subprocess.Popen] = []
         self.started = 0
 
-    def start(self, hang_path: str | None = None, port: int = 0) -> tuple[str, Site]:
+    def start(self, hang_path: str | None = None, port: int = 0, robots_at: str | None = None) -> tuple[str, Site]:
         self.started += 1
-        site = Site(self.folder / f"requests-{self.started}.log", hang_path)
-        args = [sys.executable, __file__, str(port), str(site.log_path), hang_path or ""]
+        site = Site(self.folder / f"requests-{self.started}.log", hang_path, robots_at)
+        args = [sys.executable, __file__, str(port), str(site.log_path), hang_path or "", robots_at or ""]
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         self.running.append(proc)
         return f"http://127.0.0.1:{proc.stdout.readline().strip()}", site
@@ -181,9 +192,9 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
     running.stop_all()
 
 
-def serve_forever(port: int, log_path: Path, hang_path: str | None) -> None:
+def serve_forever(port: int, log_path: Path, hang_path: str | None, robots_at: str | None) -> None:
     """The server process: print the bound port, then serve until killed."""
-    site = Site(log_path, hang_path)
+    site = Site(log_path, hang_path, robots_at)
     server = ThreadingHTTPServer(("127.0.0.1", port), site.handler())
     server.daemon_threads = True
     print(server.server_address[1], flush=True)
@@ -304,6 +315,82 @@ def test_private_seeds_refused_before_any_work(store: Any, client: Any, seed: st
     assert not (Path(store.root) / "crawl").exists()
 
 
+def rebinding_resolver(monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> list[str]:
+    """Resolve `rebind.test` to each of `answers` in turn (the last one from then on), as a DNS
+    server with a zero TTL can; returns the answers given so far, kept up to date."""
+    real = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def getaddrinfo(host: str | bytes, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("rebind.test", b"rebind.test"):
+            return real(host, port, *args, **kwargs)
+        lookups.append(answers[min(len(lookups), len(answers) - 1)])
+        if lookups[-1] == "no answer":
+            raise socket.gaierror(socket.EAI_NONAME, "no answer")
+        return real(lookups[-1], port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+def test_dns_rebinding_is_refused_at_connect(store: Any, client: Any, servers: Servers,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that answers a public address to the seed check and the next lookup, then
+    127.0.0.1: each connection goes only to the address its own lookup checked, so the server
+    on 127.0.0.1 sees no request (a check followed by httpx's own lookup let it through). The
+    public address is not really dialled: it fails as if down, and the retry's lookup is refused."""
+    base, site = servers.start()
+    seed = base.replace("127.0.0.1", "rebind.test") + "/"
+    lookups = rebinding_resolver(monkeypatch, ["93.184.216.34", "93.184.216.34", "127.0.0.1"])
+    dialled: list[str] = []
+    connect = httpcore.AnyIOBackend.connect_tcp
+
+    async def connect_offline(backend: Any, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        dialled.append(host)
+        if host == "93.184.216.34":
+            raise httpcore.ConnectError("no network in tests")
+        return await connect(backend, host, port, *args, **kwargs)
+
+    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", connect_offline)
+    version = run_crawl(store, crawl_params(base, seeds=[seed], allow_private=False, delay_s=0), client)
+
+    assert {u: r["reason"] for u, r in rows(store, version.id, "rejected").items()} == {seed: "crawl:private_address"}
+    assert lookups[-1] == "127.0.0.1" and set(dialled) == {"93.184.216.34"}
+    assert site.log == []
+
+
+def test_connections_go_to_the_checked_address(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One lookup per connection, and the request goes to its answer: a second lookup would fail
+    here. The Host header still names the host, not the address."""
+    base, site = servers.start()
+    url = base.replace("127.0.0.1", "rebind.test") + "/echo-host"
+    lookups = rebinding_resolver(monkeypatch, ["127.0.0.1", "no answer"])
+
+    async def get() -> httpx.Response:
+        transport = checked_transport(httpx.Limits(max_connections=1), allow_private=True)
+        async with httpx.AsyncClient(transport=transport) as http:
+            return await http.get(url)
+
+    response = asyncio.run(get())
+    assert response.status_code == 200 and response.text == url.split("/")[2]
+    assert lookups == ["127.0.0.1"] and [p for _, p in site.log] == ["/echo-host"]
+
+
+def test_robots_txt_behind_five_redirects_to_another_host(store: Any, client: Any, servers: Servers) -> None:
+    """RFC 9309 §2.3.1.2: robots.txt reached within five redirects, even on another host, is the
+    first host's robots.txt (here its Disallow: /private/)."""
+    rules_base, rules_site = servers.start()
+    base, site = servers.start(robots_at=rules_base + "/robots.txt")
+    version = run_crawl(store, crawl_params(base, max_depth=1, delay_s=0), client)
+
+    rejected = {u: r["reason"] for u, r in rows(store, version.id, "rejected").items()}
+    assert rejected[base + "/private/secret.html"] == "crawl:robots"
+    paths = [p for _, p in site.log]
+    assert paths[:6] == ["/robots.txt", "/moved/1", "/moved/2", "/moved/3", "/moved/4", "/"]
+    assert not [p for p in paths if p.startswith("/private/")]
+    assert [p for _, p in rules_site.log] == ["/robots.txt"]
+
+
 CRAWL_SCRIPT = """
 import json, sys
 from tokenmill.corpus.crawl.step import CrawlParams, run_crawl
@@ -366,4 +453,4 @@ def test_killed_crawl_resumes_without_refetching(where: str, request: pytest.Fix
 
 
 if __name__ == "__main__":
-    serve_forever(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] or None)
+    serve_forever(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] or None, sys.argv[4] or None)

@@ -56,7 +56,14 @@ def test_scope_domains_and_patterns() -> None:
         ("::1", False),
         ("fe80::1", False),
         ("::ffff:10.0.0.1", False),
+        ("::ffff:127.0.0.1", False),
+        ("100.64.0.1", False),  # shared address space (RFC 6598), not on the public internet
+        ("100.100.100.200", False),  # a cloud metadata service in it
+        ("2002:7f00:1::", False),  # 6to4 carrying 127.0.0.1
+        ("64:ff9b::7f00:1", False),  # NAT64 carrying 127.0.0.1
         ("93.184.216.34", True),
+        ("::ffff:93.184.216.34", True),
+        ("2002:5db8:d822::", True),  # 6to4 carrying 93.184.216.34
         ("2606:4700::1", True),
     ],
 )
@@ -71,11 +78,25 @@ def test_robots_rules_and_crawl_delay() -> None:
     assert robots.crawl_delay() == 2.0
 
 
+def test_robots_wildcards_end_anchor_and_longest_match() -> None:
+    """RFC 9309 §2.2.2-2.2.3: `*` matches any run, `$` ends the path, and the longest match wins
+    (an Allow longer than a Disallow before it)."""
+    body = b"User-agent: *\nDisallow: /*.pdf$\nDisallow: /private*/\nDisallow: /shop\nAllow: /shop/public\n"
+    robots = parse_robots(200, body, "tokenmill-crawler/1.0")
+    assert not robots.allows("http://h/docs/a.pdf")
+    assert robots.allows("http://h/docs/a.pdf.html")
+    assert not robots.allows("http://h/private-notes/a")
+    assert robots.allows("http://h/privately")
+    assert not robots.allows("http://h/shop/cart")
+    assert robots.allows("http://h/shop/public/item")
+
+
 def test_robots_status_rules() -> None:
     """RFC 9309: a missing robots.txt allows everything; a server error allows nothing."""
     assert parse_robots(404, b"", "ua").allows("http://h/x")
     assert not parse_robots(503, b"", "ua").allows("http://h/x")
     assert not parse_robots(None, b"", "ua").allows("http://h/x")
+    assert parse_robots(302, b"", "ua").allows("http://h/x")  # more redirects than followed: unavailable
 
 
 def test_retry_after_and_backoff() -> None:
