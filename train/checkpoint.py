@@ -1,12 +1,16 @@
 """Checkpoints written atomically and loaded with `weights_only=True`, with every RNG state.
 
-The file is written under a temporary name and renamed over the old one (one PUT on an object
-store), so a run killed while saving still has its previous checkpoint.
+A run's checkpoints are a series `checkpoint-<step>.pt` in its work folder. Each is written under
+a temporary name, fsynced and renamed (one PUT on an object store), and the one before it is
+deleted only once it is complete: a run killed while saving, or a latest checkpoint damaged
+afterwards, still resumes from the previous one (with a warning).
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import os
 import random
 from typing import Any
 
@@ -15,6 +19,9 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 
 from tokenmill.corpus.store.errors import InputError
+
+log = logging.getLogger(__name__)
+KEPT = 2
 
 
 def rng_state() -> dict[str, Any]:
@@ -41,17 +48,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(fs: Any, path: str, state: dict[str, Any]) -> int:
     """Write `state` to `path` atomically and return the bytes written: on a local disk through a
-    temporary name and a rename, on an object store as one PUT (which replaces an object whole)."""
+    temporary name, fsync and a rename, on an object store as one PUT (which replaces an object whole)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getvalue()
     if not isinstance(fs, LocalFileSystem):
         fs.pipe_file(path, data)
         return len(data)
-    tmp = f"{path}.tmp"
-    with fs.open(tmp, "wb") as f:
+    local = LocalFileSystem._strip_protocol(path)
+    tmp = f"{local}.tmp"
+    with open(tmp, "wb") as f:
         f.write(data)
-    fs.mv(tmp, path)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, local)
+    folder = os.open(os.path.dirname(local), os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     return len(data)
 
 
@@ -60,5 +75,34 @@ def load_checkpoint(fs: Any, path: str) -> dict[str, Any]:
     try:
         with fs.open(path, "rb") as f:
             return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError) as error:
-        raise InputError(f"checkpoint {path}: cannot be read ({str(error).splitlines()[0]})") from None
+    except FileNotFoundError:
+        raise InputError(f"checkpoint {path}: missing") from None
+    except Exception as error:  # torch.load of damaged bytes raises any of a dozen types
+        raise InputError(f"checkpoint {path}: cannot be read ({type(error).__name__})") from None
+
+
+def checkpoints(fs: Any, work: str) -> list[str]:
+    """The run's checkpoints, newest first."""
+    return sorted(fs.glob(f"{work}/checkpoint-*.pt"), reverse=True)
+
+
+def save_step_checkpoint(fs: Any, work: str, step: int, state: dict[str, Any]) -> None:
+    """Add the checkpoint of `step` to the series, then drop all but the last KEPT."""
+    save_checkpoint(fs, f"{work}/checkpoint-{step:09d}.pt", state)
+    for old in checkpoints(fs, work)[KEPT:]:
+        fs.rm_file(old)
+
+
+def latest_checkpoint(fs: Any, work: str) -> dict[str, Any] | None:
+    """The newest readable checkpoint of the run (None if it has none); a damaged one is skipped
+    with a warning; only damaged ones is one clear error."""
+    found = checkpoints(fs, work)
+    for path in found:
+        try:
+            return load_checkpoint(fs, path)
+        except InputError as error:
+            log.warning("%s; resuming from the checkpoint before it", error)
+    if found:
+        raise InputError(f"train: no readable checkpoint among {len(found)} in {work}; "
+                         "rerun with --force to start the run afresh")
+    return None

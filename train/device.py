@@ -106,6 +106,15 @@ def barrier(runtime: Runtime) -> None:
         torch.distributed.barrier()
 
 
+def main_says(flag: bool, runtime: Runtime) -> bool:
+    """Rank 0's `flag`, on every rank."""
+    if not runtime.ddp:
+        return flag
+    value = torch.tensor([int(flag)], device=runtime.device)
+    torch.distributed.broadcast(value, src=0)
+    return bool(value.item())
+
+
 def all_reduce_mean(value: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     """The mean over ranks of a scalar (the logged loss), a no-op on one process."""
     if runtime.ddp:

@@ -33,9 +33,11 @@ from tokenmill.corpus.store.versions import Attempt, FileEntry, Manifest, Store,
 from tokenmill.tokenize.model import tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import (
-    load_checkpoint,
+    checkpoints,
+    latest_checkpoint,
     rng_state,
     save_checkpoint,
+    save_step_checkpoint,
     set_rng_state,
 )
 from tokenmill.train.data import Position, TokenWindows, pack_shards, val_windows
@@ -44,6 +46,7 @@ from tokenmill.train.device import (
     all_reduce_mean,
     barrier,
     cpu_threads,
+    main_says,
     setup_runtime,
 )
 from tokenmill.train.eval import val_loss
@@ -62,7 +65,6 @@ from tokenmill.train.progress import StepBar
 
 STEP = "train"
 CODE_VERSION = "train-v1"
-CHECKPOINT = "checkpoint.pt"
 WORK = ".work"
 # How to run, not what is trained: left out of the version id so a resumed run is the same version,
 # and a run on more ranks with the same tokens per step is the same run (its world size is in the stats).
@@ -176,7 +178,7 @@ class Trainer:
         return val_loss(self.raw, windows, self.params.eval_batch_size, self.runtime)["val_loss"]
 
 
-def fit(trainer: Trainer, val_shards: list[Shard], store: Store, checkpoint_path: str) -> None:
+def fit(trainer: Trainer, val_shards: list[Shard], store: Store, work: str) -> None:
     """Step until the plan's step count, evaluating and checkpointing (rank 0) on schedule."""
     p, runtime, s = trainer.params, trainer.runtime, trainer.state
     with StepBar(trainer.plan.steps, s.step, p.progress and runtime.is_main, p.log_every) as bar:
@@ -186,7 +188,7 @@ def fit(trainer: Trainer, val_shards: list[Shard], store: Store, checkpoint_path
                 row["val_loss"] = trainer.val_loss(val_shards)
             bar.update(row)
             if s.step % p.checkpoint_every == 0 and s.step < trainer.plan.steps and runtime.is_main:
-                save_checkpoint(store.fs, checkpoint_path, trainer.checkpoint())
+                save_step_checkpoint(store.fs, work, s.step, trainer.checkpoint())
             if s.step % p.checkpoint_every == 0:
                 barrier(runtime)
 
@@ -203,10 +205,14 @@ def check_init_from(store: Store, init_from: str, tokenizer_version: str) -> Non
                           f"{tokenizer_version}; their vocabularies differ, so its weights cannot be reused")
 
 
-def start_from(trainer: Trainer, store: Store, params: TrainParams, checkpoint_path: str, force: bool) -> str:
+def start_from(trainer: Trainer, store: Store, params: TrainParams, work: str, force: bool) -> str:
     """Resume a killed attempt, else load `init_from`'s weights, else keep the fresh init; say which."""
-    if params.resume and not force and store.fs.exists(checkpoint_path):
-        trainer.restore(load_checkpoint(store.fs, checkpoint_path))
+    if force and trainer.runtime.is_main:
+        for path in checkpoints(store.fs, work):
+            store.fs.rm_file(path)
+    ckpt = latest_checkpoint(store.fs, work) if params.resume and not force else None
+    if ckpt is not None:
+        trainer.restore(ckpt)
         return f"resumed at step {trainer.state.step}"
     if params.init_from:
         source = run_model(store, params.init_from, torch.device("cpu"))
@@ -254,8 +260,27 @@ def wants_ranks(params: TrainParams) -> bool:
 
 def _train(store: Store, params: TrainParams, force: bool, key: VersionKey, pack: Manifest, eval_set: EvalSet,
            tokenizer_version: str) -> Version:
-    input_version, vid = pack.id, key.id
+    vid = key.id
     runtime = setup_runtime(params.device, params.rank_timeout_s)
+    # Rank 0 holds the run's writer lock from here to the commit: a second run of the same version
+    # waits, then finds it committed, instead of sharing (and losing) the first one's checkpoints.
+    guard = store.begin(STEP, vid) if runtime.is_main else None
+    if main_says(guard is not None and not force and store.exists(vid), runtime):
+        if guard:
+            guard.abort()
+        barrier(runtime)
+        return Version(store.manifest(vid), cached=True)
+    try:
+        return _train_locked(store, params, force, key, pack, eval_set, tokenizer_version, runtime)
+    except BaseException:
+        if guard:
+            guard.abort()
+        raise
+
+
+def _train_locked(store: Store, params: TrainParams, force: bool, key: VersionKey, pack: Manifest,
+                  eval_set: EvalSet, tokenizer_version: str, runtime: Runtime) -> Version:
+    input_version, vid = pack.id, key.id
     train_paths = pack_shards(store, input_version, "train")
     windows = TokenWindows(train_paths, params.seq_len, params.seed, runtime.rank, runtime.world)
     val_shards = [Shard(path) for path in pack_shards(store, input_version, "val")]
@@ -263,14 +288,13 @@ def _train(store: Store, params: TrainParams, force: bool, key: VersionKey, pack
     trainer = Trainer(params, plan, runtime, windows)
     work = f"{store.root}/{folder_of(STEP)}/{WORK}/{vid}"
     store.fs.makedirs(work, exist_ok=True)
-    checkpoint_path = f"{work}/{CHECKPOINT}"
-    begun = start_from(trainer, store, params, checkpoint_path, force)
+    begun = start_from(trainer, store, params, work, force)
     if runtime.is_main:
         print(f"train {vid}: {plan.n_params / 1e6:.2f} M params, {plan.tokens_per_step} tokens/step "
               f"({params.batch_size} x {params.seq_len} x {runtime.world} ranks x {plan.accum} accum), "
               f"{plan.steps} steps on {runtime.device}; {begun}", file=sys.stderr)
     started = time.perf_counter()
-    fit(trainer, val_shards, store, checkpoint_path)
+    fit(trainer, val_shards, store, work)
     train_seconds = time.perf_counter() - started
     # Rank 0 alone scores the final model and commits the version; the other ranks wait at a second
     # barrier until the manifest exists, so every rank returns the committed version and none exits

@@ -74,7 +74,7 @@ def test_killed_job_on_s3_resumes_from_the_checkpoint_there(s3_bucket, client, m
     pack, _, eval_file = make_pack(store)
     sets = {**BASE, "steps": 60, "checkpoint_every": 10, "eval_texts": [str(eval_file)]}
     command = ["tokenmill", "train", "--from", pack, "--store", store.url,
-               "--nproc-per-node", "2", "--json"]
+               "--nproc-per-node", "2", "--json", "--set", "store.lease_seconds=5"]
     for key, value in sets.items():
         command += ["--set", f"train.{key}={json.dumps(value)}"]
     job = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
@@ -83,7 +83,7 @@ def test_killed_job_on_s3_resumes_from_the_checkpoint_there(s3_bucket, client, m
     deadline = time.time() + 240
     while not checkpoints and job.poll() is None and time.time() < deadline:
         time.sleep(0.5)
-        checkpoints = store.fs.glob(f"{store.root}/runs/.work/*/checkpoint.pt", refresh=True)
+        checkpoints = store.fs.glob(f"{store.root}/runs/.work/*/checkpoint-*.pt", refresh=True)
     assert checkpoints, job.communicate()[1][-2000:] if job.poll() is not None else "no checkpoint in time"
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
@@ -100,5 +100,5 @@ def test_killed_job_on_s3_resumes_from_the_checkpoint_there(s3_bucket, client, m
     assert stats["steps"] == 60 and stats["world_size"] == 2
     assert [row["step"] for row in pq.read_table(store.file_path(run_id, "metrics.parquet"), filesystem=store.fs)
             .to_pylist()] == list(range(1, 61))
-    assert not store.fs.glob(f"{store.root}/runs/.work/*/checkpoint.pt", refresh=True)
+    assert not store.fs.glob(f"{store.root}/runs/.work/*/checkpoint-*.pt", refresh=True)
     assert not list(tmp_path.iterdir())  # the driver's directory holds no store files

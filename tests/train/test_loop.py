@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -68,18 +70,18 @@ def test_killed_run_resumes_to_the_same_losses(prepared, client, monkeypatch):
     store, pack, tok, eval_file = prepared
     settings = params(eval_file)
     saves = []
-    original = loop.save_checkpoint
+    original = loop.save_step_checkpoint
 
-    def dies_at_second_checkpoint(fs, path, state):
-        saves.append(state["step"])
+    def dies_at_second_checkpoint(fs, work, step, state):
+        saves.append(step)
         if len(saves) == 2:  # step 6: the checkpoint of step 3 is the last one on disk
             raise Killed
-        return original(fs, path, state)
+        return original(fs, work, step, state)
 
-    monkeypatch.setattr(loop, "save_checkpoint", dies_at_second_checkpoint)
+    monkeypatch.setattr(loop, "save_step_checkpoint", dies_at_second_checkpoint)
     with pytest.raises(Killed):
         run_train(store, settings, client, input_version=pack, tokenizer_version=tok)
-    monkeypatch.setattr(loop, "save_checkpoint", original)
+    monkeypatch.setattr(loop, "save_step_checkpoint", original)
     resumed = run_train(store, settings, client, input_version=pack, tokenizer_version=tok)
     assert resumed.manifest.stats["started_from"] == "resumed at step 3"
     resumed_rows = metrics(store, resumed.id)
@@ -90,6 +92,68 @@ def test_killed_run_resumes_to_the_same_losses(prepared, client, monkeypatch):
         assert [r[column] for r in resumed_rows] == [r[column] for r in fresh_rows]
     assert fresh.manifest.stats["bpb"] == resumed.manifest.stats["bpb"]
     assert not store.fs.exists(f"{store.root}/runs/.work/{resumed.id}")
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a checkpoint at all"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(prepared, client, monkeypatch, caplog, damage):
+    store, pack, tok, eval_file = prepared
+    settings = params(eval_file, steps=9, seed=len(damage))
+    original = loop.save_step_checkpoint
+
+    def dies_after_second_checkpoint(fs, work, step, state):
+        original(fs, work, step, state)
+        if step == 6:
+            raise Killed
+
+    monkeypatch.setattr(loop, "save_step_checkpoint", dies_after_second_checkpoint)
+    with pytest.raises(Killed):
+        run_train(store, settings, client, input_version=pack, tokenizer_version=tok)
+    monkeypatch.setattr(loop, "save_step_checkpoint", original)
+    work = max((Path(store.root) / "runs" / ".work").iterdir(), key=lambda folder: folder.stat().st_mtime)
+    latest, _ = sorted(work.glob("checkpoint-*.pt"), reverse=True)
+    latest.write_bytes(damage)
+
+    resumed = run_train(store, settings, client, input_version=pack, tokenizer_version=tok)
+    assert resumed.manifest.stats["started_from"] == "resumed at step 3"
+    assert f"checkpoint {latest}: cannot be read" in caplog.text
+
+    other = params(eval_file, steps=9, seed=10 + len(damage))
+    monkeypatch.setattr(loop, "save_step_checkpoint", dies_after_second_checkpoint)
+    with pytest.raises(Killed):
+        run_train(store, other, client, input_version=pack, tokenizer_version=tok)
+    work = max((Path(store.root) / "runs" / ".work").iterdir(), key=lambda folder: folder.stat().st_mtime)
+    for path in work.glob("checkpoint-*.pt"):
+        path.write_bytes(damage)
+    with pytest.raises(InputError, match="no readable checkpoint among 2 .* rerun with --force"):
+        run_train(store, other, client, input_version=pack, tokenizer_version=tok)
+
+
+TRAIN_SCRIPT = """
+import json, sys
+from tokenmill.corpus.store.versions import Store
+from tokenmill.train.loop import run_train
+from tokenmill.train.params import TrainParams
+
+store, settings, pack, tok = Store(sys.argv[1]), TrainParams(**json.loads(sys.argv[2])), sys.argv[3], sys.argv[4]
+version = run_train(store, settings, None, input_version=pack, tokenizer_version=tok)
+print(version.id, "cached" if version.cached else "trained", version.manifest.stats["started_from"])
+"""
+
+
+def test_two_runs_of_one_version_at_once_train_it_once(prepared, tmp_path):
+    """The second waits on the run's lock while the first trains, then finds the run committed."""
+    store, pack, tok, eval_file = prepared
+    script = tmp_path / "train_script.py"
+    script.write_text(TRAIN_SCRIPT)
+    settings = params(eval_file, steps=40, seed=7).model_dump_json()
+    runs = [subprocess.Popen([sys.executable, str(script), store.root, settings, pack, tok],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    results = sorted(out.split()[-3:] for out, _ in outputs)
+    assert results[0][0] == results[1][0]
+    assert sorted(r[1] for r in results) == ["cached", "trained"]
+    assert "fresh" in [r[2] for r in results if r[1] == "trained"][0]
 
 
 def test_init_from_continues_a_run_and_refuses_another_tokenizer(prepared, client):
