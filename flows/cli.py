@@ -1,36 +1,53 @@
 """The `tokenmill` command: run steps as Prefect flows; inspect versions, reports and runs.
 
-Config, input paths and `--from` versions are checked before Prefect starts, so a mistake
-is one line and exit code 2, never a traceback.
+Config, input paths, version ids and `--from` versions are checked before Prefect starts, so a
+mistake is one line and exit code 2, never a traceback; damaged data is exit code 1 (`verify`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from tokenmill.corpus.store.errors import (
+    BrokenManifestError,
     ConfigError,
     InputError,
     StoreIOError,
     TokenmillError,
 )
+from tokenmill.corpus.store.layout import MANIFEST, check_step, step_of
 from tokenmill.flows.env import configure_prefect_env
 
+out = Console()
+err = Console(stderr=True)
+
+
+class OneLineErrors(TyperGroup):
+    """Typed errors become one line on stderr and exit code 2 (fix) or 1 (retry), here rather than in
+    `main`, so in-process callers (typer's CliRunner) see what users see. Anything else is a bug and
+    keeps its traceback; usage errors are typer's own, with exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TokenmillError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2 if isinstance(exc, (ConfigError, InputError)) else 1) from None
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     help="tokenmill: versioned pretraining corpora, from raw text to trained-model results.",
 )
-out = Console()
-err = Console(stderr=True)
-
 ConfigOption = typer.Option(None, "--config", "-c", help="TOML config file (every setting has a default).")
 StoreOption = typer.Option(None, "--store", help="store root (overrides store.root), a path or fsspec URL.")
 JsonOption = typer.Option(False, "--json", help="machine-readable JSON output.")
@@ -75,6 +92,8 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run the pipeline, or chosen steps, and print each version committed or found cached."""
+    if from_version is not None:
+        step_of(from_version, "--from")
     from tokenmill.corpus.store.versions import Store
     from tokenmill.corpus.store.workers import check_store_reach
     from tokenmill.flows.config import load_config
@@ -116,6 +135,7 @@ def train(
 ) -> None:
     """Train on a pack version here, without Prefect or Dask: one process, or torchrun ranks on this node.
     For several nodes, run the same command on each with --nnodes and --rdzv-endpoint."""
+    step_of(from_version, "--from")
     from tokenmill.corpus.store.versions import Store
     from tokenmill.flows.config import load_config
     from tokenmill.train.loop import run_train
@@ -129,6 +149,8 @@ def train(
     pack = st.manifest(from_version)
     if pack.step != "pack":
         raise InputError(f"--from: '{from_version}' is a {pack.step} version; train reads a pack version")
+    for vid in (pack.id, pack.inputs[1]):  # what training reads: the shards and their tokenizer
+        st.check_files(vid)
     version = run_train(st, cfg.train, None, force=force, input_version=pack.id, tokenizer_version=pack.inputs[1])
     if as_json:
         out.print_json(json.dumps({"train": version.id}))
@@ -145,17 +167,25 @@ def versions(
     store: Optional[str] = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List committed versions, oldest first."""
-    manifests = _store(config, store).versions(step)
+    """List committed versions, oldest first; a version whose manifest is unreadable is listed as broken."""
+    if step is not None:
+        check_step(step, "--step")
+    listing = _store(config, store).scan(step)
+    broken = [{"id": vid, "step": step_of(vid), "broken": f"manifest {problem}"}
+              for vid, problem in sorted(listing.broken.items())]
     if as_json:
-        out.print_json(json.dumps([_version_row(m) for m in manifests]))
+        out.print_json(json.dumps([_version_row(m) for m in listing.manifests] + broken))
         return
     table = Table("version", "created", "docs in", "kept", "rejected", "inputs")
-    for m in manifests:
+    for m in listing.manifests:
         row = _version_row(m)
         table.add_row(row["id"], row["created"], *(_fmt(row[k]) for k in ("docs_in", "docs_out", "docs_rejected")),
                       ", ".join(m.inputs))
+    for row in broken:
+        table.add_row(row["id"], "[red]broken[/red]", "", "", "", "")
     out.print(table)
+    for row in broken:
+        out.print(f"[red]broken[/red] {row['id']}: {row['broken']}", highlight=False, soft_wrap=True)
 
 
 def _version_row(manifest: Any) -> dict[str, Any]:
@@ -181,13 +211,18 @@ def show(
     store: Optional[str] = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show a version's manifest and its lineage back to the ingest step."""
+    """Show a version's manifest and its lineage back to the ingest step. Its files are checked against
+    the manifest's sizes (one listing): a missing or resized file is listed, and the exit code is 1."""
+    step_of(version, "VERSION")
     st = _store(config, store)
     manifest = st.manifest(version)
     lineage = st.lineage(version)
+    damage = {d.path: d.problem for d in st.damage(version, manifest)}
     if as_json:
-        payload = {"manifest": manifest.model_dump(mode="json"), "lineage": [m.id for m in lineage]}
+        payload = {"manifest": manifest.model_dump(mode="json"), "lineage": [m.id for m in lineage],
+                   "damaged": [{"file": path, "problem": problem} for path, problem in damage.items()]}
         out.print_json(json.dumps(payload))
+        _exit_if_damaged(version, damage)
         return
     out.print(f"[bold]{manifest.id}[/bold]  step={manifest.step}  code={manifest.code_version}  "
               f"created={manifest.created.isoformat(timespec='seconds')}  wall={manifest.wall_seconds}s")
@@ -196,10 +231,62 @@ def show(
     for key, value in sorted(manifest.params.items()):
         table.add_row(key, json.dumps(value))
     out.print(table)
-    files = Table("file", "rows", "bytes", "sha256")
+    files = Table("file", "rows", "bytes", "sha256", "state")
     for f in manifest.files:
-        files.add_row(f.path, _fmt(f.rows), _fmt(f.bytes), f.sha256[:16])
+        files.add_row(f.path, _fmt(f.rows), _fmt(f.bytes), f.sha256[:16],
+                      "[red]damaged[/red]" if f.path in damage else "ok")
     out.print(files)
+    _exit_if_damaged(version, damage)
+
+
+def _exit_if_damaged(version: str, damage: dict[str, str]) -> None:
+    """One line per damaged file on stderr, then exit code 1 (the data, not the command, needs fixing)."""
+    for path, problem in damage.items():
+        err.print(f"[red]damaged[/red] {version}/{path}: {problem}", highlight=False, soft_wrap=True)
+    if damage:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    version: Optional[str] = typer.Argument(None, help="a version id (or --all)."),
+    all_versions: bool = typer.Option(False, "--all", help="every committed version of the store."),
+    config: Optional[str] = ConfigOption,
+    store: Optional[str] = StoreOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Check the sha256 of every file of a version, or of every version: exit code 1 and one line per
+    damaged file (missing, resized, altered, or an unreadable manifest); 0 and a summary when all are intact."""
+    from tokenmill.corpus.store.integrity import Damage
+
+    if (version is None) == (not all_versions):
+        raise InputError("verify: give one VERSION or --all")
+    st = _store(config, store)
+    if all_versions:
+        listing = st.scan()
+        manifests, broken = listing.manifests, listing.broken
+    else:
+        step_of(version, "VERSION")
+        try:
+            manifests, broken = [st.manifest(version)], {}
+        except BrokenManifestError as exc:
+            manifests, broken = [], {version: exc.problem}
+    damage = [Damage(vid, MANIFEST, problem) for vid, problem in sorted(broken.items())]
+    for manifest in manifests:
+        damage += st.damage(manifest.id, manifest, checksums=True)
+    files = sum(len(m.files) for m in manifests)
+    size = sum(f.bytes for m in manifests for f in m.files)
+    if as_json:
+        out.print_json(json.dumps({"versions": len(manifests) + len(broken), "files": files, "bytes": size,
+                                   "damaged": [{"version": d.version, "file": d.path, "problem": d.problem}
+                                               for d in damage]}))
+    else:
+        for d in damage:
+            out.print(f"damaged {d}", highlight=False, soft_wrap=True)
+        summary = f"{len(manifests) + len(broken)} version(s), {files:,} files, {size:,} bytes"
+        out.print(f"{summary}: {len(damage)} damaged" if damage else f"{summary}: all intact", highlight=False)
+    if damage:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -212,6 +299,7 @@ def stats(
     """Print a version's headline figures, the funnel of its lineage, drops per reason, languages, domains, runs."""
     from tokenmill.flows.report.data import headline_tables, read_stats
 
+    step_of(version, "VERSION")
     st = _store(config, store)
     if as_json:
         out.print_json(json.dumps(read_stats(st, st.manifest(version)), default=str))
@@ -227,7 +315,8 @@ def stats(
 def report(
     version: str = typer.Argument(..., help="a version id."),
     output: str = typer.Option("report.html", "--output", "-o", help="HTML file to write."),
-    vs: Optional[str] = typer.Option(None, "--vs", help="a second version: funnels side by side, settings that differ."),
+    vs: Optional[str] = typer.Option(None, "--vs",
+                                     help="a second version: funnels side by side, settings that differ."),
     config: Optional[str] = ConfigOption,
     store: Optional[str] = StoreOption,
 ) -> None:
@@ -236,6 +325,9 @@ def report(
 
     from tokenmill.flows.report.html import build_report
 
+    step_of(version, "VERSION")
+    if vs is not None:
+        step_of(vs, "--vs")
     html = build_report(_store(config, store), version, vs)
     Path(output).write_text(html, encoding="utf-8")
     err.print(f"report {version} → {output}")
@@ -300,6 +392,8 @@ def compare(
     """Runs side by side, with the data settings that differ along their lineages."""
     from tokenmill.train.registry import FIGURES, compare_runs
 
+    for run_id in run_ids:
+        step_of(run_id, "RUN_IDS")
     result = compare_runs(_store(config, store), run_ids)
     if as_json:
         out.print_json(json.dumps(result, default=str))
@@ -329,11 +423,6 @@ def settings(
 
 
 def main() -> None:
-    """Entry point: typed errors become one line on stderr and exit code 2 (fix) or 1 (retry);
-    usage errors are typer's own, with exit code 2."""
+    """Entry point; `OneLineErrors` turns typed errors into one line and an exit code."""
     configure_prefect_env()
-    try:
-        app()
-    except TokenmillError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2 if isinstance(exc, (ConfigError, InputError)) else 1)
+    app()

@@ -19,8 +19,8 @@ from prefect.artifacts import (
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.progress import progress_listener
 from tokenmill.corpus.store.runtime import DaskSettings, dask_client, shared_client
-from tokenmill.corpus.store.step import Version
-from tokenmill.corpus.store.versions import Store
+from tokenmill.corpus.store.step import Version, check_inputs
+from tokenmill.corpus.store.versions import Store, step_of
 from tokenmill.corpus.store.workers import check_store_reach, prepare_workers
 from tokenmill.flows.config import load_config
 from tokenmill.flows.report.data import drop_rows, read_stats
@@ -68,14 +68,19 @@ def run_step(
     force: bool,
     inputs: dict[str, str | None],
 ) -> str:
-    """Run one step as configured and return its version id, committed or cached."""
-    config = load_config(config_path, overrides or {})
+    """Run one step as configured and return its version id, committed or cached. Its input versions
+    (the flow's parameters, as a deployment run receives them) are checked first: each a version id,
+    committed, with all its files at their recorded sizes."""
     spec = STEPS[name]
     missing = [key for key, value in inputs.items() if not value]
     if missing:
         raise InputError(f"step '{name}' needs {', '.join(missing)} (give --from VERSION)")
+    for key, vid in inputs.items():
+        step_of(vid, key)
+    config = load_config(config_path, overrides or {})
     check_store_reach(config.store, config.dask)
     store = Store.from_settings(config.store)
+    check_inputs(store, list(inputs.values()))
     token = progress_listener.set(ProgressArtifact(name))
     try:
         with flow_cluster(config.dask, store) as client:

@@ -108,6 +108,35 @@ def write_jsonl():
     return _write_jsonl
 
 
+def _parquet_bytes(texts: list[str]) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"id": [str(i) for i in range(len(texts))], "text": texts}), sink)
+    return sink.getvalue()
+
+
+def _commit_parts(store: Any, name: str, parts: int = 2) -> str:
+    from tokenmill.corpus.store.versions import version_id
+
+    vid = version_id("load", {"name": name}, [], "load-v1")
+    attempt = store.begin("load", vid)
+    files = [attempt.write_bytes(f"part-{i:05d}.parquet", _parquet_bytes([f"{name} doc {i}"] * 3), rows=3)
+             for i in range(parts)]
+    attempt.commit({"name": name}, [], "load-v1", files, {"docs_out": 3 * parts})
+    return vid
+
+
+@pytest.fixture
+def commit_parts():
+    """Factory: `commit_parts(store, name, parts=2)` commits a load version of small Parquet parts
+    through the store API (no Dask) and returns its id."""
+    return _commit_parts
+
+
 @pytest.fixture
 def docs_version(store: Any, client: Any, tmp_path: Path):
     """Factory: commit a load version of the given texts (or dicts) and return its id."""

@@ -30,9 +30,10 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 
+from tokenmill.corpus.store.parts import HashingFile
 from tokenmill.corpus.store.versions import FileEntry
 from tokenmill.tokenize.sampling import id_keys, id_units
-from tokenmill.tokenize.shards import HashingWriter, write_shard
+from tokenmill.tokenize.shards import write_shard
 
 SPLIT_SALT = "pack-split"
 BUCKET_BITS = 10
@@ -281,7 +282,7 @@ def write_listing(fs: Any, path: str, scratch_url: str, ranges: int, numbers: di
     (Feather) file, so it is never taken for a docs part and never held whole in memory."""
     rows = 0
     with fs.open(path, "wb") as raw:
-        out = HashingWriter(raw)
+        out = HashingFile(raw)
         options = pa.ipc.IpcWriteOptions(compression="zstd")
         with pa.ipc.new_file(out, LISTING_SCHEMA, options=options) as writer:
             for split in SPLITS:

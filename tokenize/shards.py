@@ -13,12 +13,13 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from tokenmill.corpus.store.cache import cache_root
 from tokenmill.corpus.store.errors import InputError
+from tokenmill.corpus.store.parts import HashingFile
 from tokenmill.corpus.store.versions import FileEntry
 
 COPY_CHUNK = 8 * 2**20
@@ -50,28 +51,6 @@ def header(n_tokens: int, n_docs: int, vocab_size: int, boundary: str, boundary_
     return values.tobytes()
 
 
-class HashingWriter:
-    """Write through to a file while hashing and counting, so nothing is read back (a file object
-    enough for pyarrow's IPC writer too)."""
-
-    closed = False
-
-    def __init__(self, raw: BinaryIO):
-        self.raw, self.sha, self.size = raw, hashlib.sha256(), 0
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        self.raw.write(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-    def flush(self) -> None:
-        self.raw.flush()
-
-
 def write_shard(
     fs: Any,
     path: str,
@@ -88,7 +67,7 @@ def write_shard(
     offsets = np.zeros(n_docs, dtype="<u8")
     written = count = 0
     with fs.open(f"{path}/{name}.bin", "wb") as raw:
-        out = HashingWriter(raw)
+        out = HashingFile(raw)
         out.write(header(n_tokens, n_docs, vocab_size, boundary, boundary_id))
         for tokens in docs:
             offsets[count] = written

@@ -17,6 +17,20 @@ class InputError(TokenmillError):
     """Fix the input: a path is missing, a glob matches nothing, a version does not exist."""
 
 
+class DamagedVersionError(InputError):
+    """Restore the version's files or recompute it (`--force`): a file is missing or altered, or its
+    manifest is unreadable."""
+
+
+class BrokenManifestError(DamagedVersionError):
+    """A version whose manifest is truncated, garbage or not its own: listed as broken, never read."""
+
+    def __init__(self, version: str, problem: str):
+        super().__init__(f"version '{version}' is broken: its manifest {problem}; restore the manifest or "
+                         "recompute the version with --force")
+        self.version, self.problem = version, problem
+
+
 class StoreIOError(TokenmillError):
     """Retry: reading or writing the store failed in a way that may pass."""
 

@@ -64,25 +64,30 @@ class Lease:
         self.path = path
         return True
 
+    def try_acquire(self) -> bool:
+        """One try, no wait: take a free generation, or the one after an expired lease (a dead
+        writer's: whoever takes it over may clean what that writer left)."""
+        leases = self._leases()
+        if not leases:
+            taken = self._try_create(0)
+        else:
+            top = self._read(leases[-1])
+            expired = top is None or top.get("expires", 0) < time.time()
+            taken = expired and self._try_create(generation(leases[-1]) + 1)
+        if taken:
+            for old in leases:
+                self.fs.rm_file(old)
+            self._start_renewing()
+        return taken
+
     def acquire(self, timeout: float | None = None) -> Lease:
-        """Wait until this writer holds the lease: a free generation, or the one after an expired lease."""
+        """Wait until this writer holds the lease."""
         waited = time.monotonic()
-        while True:
-            leases = self._leases()
-            if not leases:
-                taken = self._try_create(0)
-            else:
-                top = self._read(leases[-1])
-                expired = top is None or top.get("expires", 0) < time.time()
-                taken = expired and self._try_create(generation(leases[-1]) + 1)
-            if taken:
-                for old in leases:
-                    self.fs.rm_file(old)
-                self._start_renewing()
-                return self
+        while not self.try_acquire():
             if timeout is not None and time.monotonic() - waited > timeout:
                 raise StoreIOError(f"timed out after {timeout:.0f} s waiting for the writer lease {self.folder}")
             time.sleep(POLL_SECONDS)
+        return self
 
     def _start_renewing(self) -> None:
         self._renewer = threading.Thread(target=self._renew, name=f"lease {self.path}", daemon=True)

@@ -48,8 +48,9 @@ class PartResult:
     stats: DocStats
 
 
-class _HashingFile:
-    """A write-only file that hashes and counts what passes through, so no file is read back."""
+class HashingFile:
+    """A write-only file that hashes and counts the bytes passing through, so no file is read back
+    (file object enough for pyarrow's Parquet and IPC writers)."""
 
     def __init__(self, raw: Any):
         self.raw, self.sha, self.size, self.closed = raw, hashlib.sha256(), 0, False
@@ -78,12 +79,12 @@ class PartWriter:
 
     def __init__(self, url: str, relpath: str, schema: pa.Schema):
         self.url, self.relpath, self.schema = url, relpath, schema
-        self.file: _HashingFile | None = None
+        self.file: HashingFile | None = None
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
 
     def _open(self) -> None:
-        self.file = _HashingFile(fsspec.open(self.url, "wb", auto_mkdir=True).open())
+        self.file = HashingFile(fsspec.open(self.url, "wb", auto_mkdir=True).open())
         self.writer = pq.ParquetWriter(self.file, self.schema, compression=PARQUET_COMPRESSION)
 
     def write(self, table: pa.Table) -> None:

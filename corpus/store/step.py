@@ -94,6 +94,13 @@ def cached_version(store: Store, key: VersionKey, force: bool = False) -> Versio
     return None
 
 
+def check_inputs(store: Store, inputs: Sequence[str]) -> None:
+    """Every input version is committed with all its files at their recorded sizes: a damaged input
+    is one line before any work, not a traceback from a worker halfway through."""
+    for vid in inputs:
+        store.check_files(vid)
+
+
 def commit_written(attempt: Attempt, key: VersionKey, written: Written, force: bool = False) -> Version:
     """Write `stats.json`, then the manifest last (the commit). If another writer committed the same
     version meanwhile, theirs is kept and returned."""
@@ -106,12 +113,13 @@ def commit_written(attempt: Attempt, key: VersionKey, written: Written, force: b
 
 def commit_version(store: Store, key: VersionKey, write: Callable[[Attempt], Written], *,
                    force: bool = False) -> Version:
-    """The outline of every step: the cached version if committed, else `write` into a fresh
-    attempt and commit it. A failed `write` removes its attempt; a killed one leaves a staging
-    folder that the next attempt at the same version removes."""
+    """The outline of every step: the cached version if committed, else check the inputs' files,
+    `write` into a fresh attempt and commit it. A failed `write` removes its attempt; a killed one
+    leaves a staging folder that the next commit of any version removes (`Store.begin`)."""
     cached = cached_version(store, key, force)
     if cached:
         return cached
+    check_inputs(store, key.inputs)
     attempt = store.begin(key.step, key.id)
     if not force and store.exists(key.id):  # another writer held the lock and committed it meanwhile
         attempt.abort()

@@ -11,7 +11,9 @@ a version writes into a folder of its own, and the manifest is written last:
   holder of the lease removes the attempts that no manifest names, which only writers whose
   lease expired can have left.
 
-A killed run never leaves anything readers see, and the next writer cleans up after it.
+A killed run never leaves anything readers see, and the next writer of any version cleans up
+after it once its lock or lease says it is dead (`cleanup.py`). Readers check a version's file
+sizes against its manifest before any work (`check_files`, `integrity.py`).
 """
 
 from __future__ import annotations
@@ -28,28 +30,32 @@ from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from tokenmill.corpus.store.errors import InputError
+from tokenmill.corpus.store.cleanup import collect_local, leased_versions
+from tokenmill.corpus.store.errors import BrokenManifestError, DamagedVersionError, InputError
+from tokenmill.corpus.store.integrity import Damage, damage_summary, find_damage
+from tokenmill.corpus.store.layout import (
+    ATTEMPTS,
+    ID_HEX,
+    LOCKS,
+    MANIFEST,
+    STAGING,
+    TRASH,
+    check_step,
+    folder_of,
+    is_version_id,
+    step_folders,
+    step_of,
+)
 from tokenmill.corpus.store.lease import Lease
+from tokenmill.corpus.store.manifest import FileEntry, Listing, Manifest, parse_manifest
 from tokenmill.corpus.store.settings import Settings
 
-MANIFEST = "_manifest.json"
-STAGING = ".staging"
-TRASH = ".trash"
-LOCKS = ".locks"
-ATTEMPTS = "attempts"
 # Version locks this process holds: lock path -> (open lock file, id of the Attempt that owns it).
 _HELD: dict[str, tuple[Any, str]] = {}
 # Object-store leases this process holds: lease folder -> lease (its `holder` is the owning Attempt's id).
 _LEASED: dict[str, Lease] = {}
-# Steps whose versions live in a folder not named after the step: training runs go to `runs/` (DESIGN §4).
-STEP_FOLDERS = {"train": "runs"}
-
-
-def folder_of(step: str) -> str:
-    """The folder under the root that holds a step's versions."""
-    return STEP_FOLDERS.get(step, step)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -59,15 +65,10 @@ def canonical_json(value: Any) -> bytes:
 
 def version_id(step: str, params: Mapping[str, Any], inputs: Sequence[str], code_version: str) -> str:
     """`<step>-<12 hex>`: the same step, settings, inputs and code always give the same id."""
-    payload = {"step": step, "params": dict(params), "inputs": list(inputs), "code_version": code_version}
-    return f"{step}-{hashlib.sha256(canonical_json(payload)).hexdigest()[:12]}"
-
-
-def step_of(vid: str) -> str:
-    step, sep, digest = vid.rpartition("-")
-    if not sep or not step or len(digest) != 12:
-        raise InputError(f"'{vid}' is not a version id (expected <step>-<12 hex>)")
-    return step
+    for vid in inputs:
+        step_of(vid, f"{step} input")
+    payload = {"step": check_step(step), "params": dict(params), "inputs": list(inputs), "code_version": code_version}
+    return f"{step}-{hashlib.sha256(canonical_json(payload)).hexdigest()[:ID_HEX]}"
 
 
 def tokenmill_version() -> str:
@@ -75,38 +76,6 @@ def tokenmill_version() -> str:
         return package_version("tokenmill")
     except PackageNotFoundError:
         return "unknown"
-
-
-class FileEntry(BaseModel):
-    path: str = Field(description="relative to the version folder")
-    rows: int | None = None
-    bytes: int
-    sha256: str
-
-
-class Manifest(BaseModel):
-    id: str
-    step: str
-    params: dict[str, Any]
-    inputs: list[str]
-    code_version: str
-    tokenmill_version: str
-    created: datetime
-    wall_seconds: float
-    files: list[FileEntry]
-    stats: dict[str, Any] = Field(default_factory=dict, description="headline figures; all of them in stats.json")
-    fingerprint: str | None = Field(default=None, description="what of the outside world an ingest step read")
-    base: str = Field(default="", description="folder of the files under the version folder: the attempt that "
-                      "committed them on an object store, empty on a local disk")
-
-    def data_files(self, kind: str = "kept") -> list[str]:
-        """Relative paths of the kept (`kept`) or dropped (`rejected`) Parquet parts."""
-        rejected = kind == "rejected"
-        return [
-            f.path
-            for f in self.files
-            if f.path.endswith(".parquet") and f.path.startswith("rejected/") == rejected
-        ]
 
 
 class StoreSettings(Settings):
@@ -180,21 +149,47 @@ class Store:
         return self.fs.exists(f"{self.version_dir(vid)}/{MANIFEST}")
 
     def manifest(self, vid: str) -> Manifest:
-        path = f"{self.version_dir(vid)}/{MANIFEST}"
+        """The committed manifest of `vid`; DamagedVersionError (one line) if it is unreadable."""
         try:
-            with self.fs.open(path, "rb") as f:
-                return Manifest.model_validate_json(f.read())
+            raw = self.fs.cat_file(f"{self.version_dir(vid)}/{MANIFEST}")
         except FileNotFoundError:
             raise InputError(f"version '{vid}' is not in the store {self.url}") from None
+        return parse_manifest(vid, raw)
+
+    def scan(self, step: str | None = None) -> Listing:
+        """Committed versions, oldest first, and those whose manifest is unreadable, apart: one broken
+        manifest never hides the rest of the store. Staging folders and incomplete attempts are ignored."""
+        pattern = f"{self.root}/{folder_of(step) if step else '*'}/*/{MANIFEST}"
+        listing = Listing([], {})
+        for path in self.fs.glob(pattern):
+            folder, vid = path.rsplit("/", 3)[-3:-1]
+            if not is_version_id(vid) or folder != folder_of(step_of(vid)):
+                continue  # not a version folder: a staging attempt being published, a report …
+            try:
+                listing.manifests.append(parse_manifest(vid, self.fs.cat_file(path)))
+            except BrokenManifestError as exc:
+                listing.broken[vid] = exc.problem
+        listing.manifests.sort(key=lambda m: m.created)
+        return listing
 
     def versions(self, step: str | None = None) -> list[Manifest]:
-        """Committed versions, oldest first; staging folders and incomplete attempts are ignored."""
-        pattern = f"{self.root}/{folder_of(step) if step else '*'}/*/{MANIFEST}"
-        manifests = []
-        for path in self.fs.glob(pattern):
-            with self.fs.open(path, "rb") as f:
-                manifests.append(Manifest.model_validate_json(f.read()))
-        return sorted(manifests, key=lambda m: m.created)
+        """Committed versions with a readable manifest, oldest first (`scan` also lists the broken ones)."""
+        return self.scan(step).manifests
+
+    def damage(self, vid: str, manifest: Manifest | None = None, checksums: bool = False) -> list[Damage]:
+        """Files of a committed version that are missing or resized (one listing), or with `checksums`
+        also those whose sha256 differs (reads every file); see `find_damage`."""
+        manifest = manifest or self.manifest(vid)
+        return find_damage(self.fs, vid, self.data_dir(vid, manifest), manifest.files, checksums)
+
+    def check_files(self, vid: str) -> Manifest:
+        """The manifest of `vid` once its files are all there at their recorded sizes: what a reader
+        calls before any work, so a damaged input fails in one line, not deep in a worker."""
+        manifest = self.manifest(vid)
+        damage = self.damage(vid, manifest)
+        if damage:
+            raise DamagedVersionError(damage_summary(vid, damage))
+        return manifest
 
     def lineage(self, vid: str) -> list[Manifest]:
         """The version and everything it was made from, inputs before the versions that used them."""
@@ -214,8 +209,8 @@ class Store:
         return ordered
 
     def files(self, vid: str, kind: str = "kept") -> list[str]:
-        """URLs of a version's kept or rejected Parquet parts."""
-        manifest = self.manifest(vid)
+        """URLs of a version's kept or rejected Parquet parts, once they are checked to be all there."""
+        manifest = self.check_files(vid)
         base = self.data_dir(vid, manifest)
         return [self.uri(f"{base}/{rel}") for rel in manifest.data_files(kind)]
 
@@ -258,14 +253,19 @@ class Store:
         return _LEASED[folder]
 
     def begin(self, step: str, vid: str) -> Attempt:
-        """A fresh attempt at `vid`, once no other live writer has one; what dead writers left is removed."""
+        """A fresh attempt at `vid`, once no other live writer has one. What dead writers left, of this
+        version and of any other (`collect_garbage`), is removed first: every commit starts clean."""
+        if step_of(vid) != step:
+            raise ValueError(f"version '{vid}' is not a {step} version")
         owner = uuid.uuid4().hex[:8]
         if not self.local:
             lease = self.lease(step, vid, owner)
             self._remove_dead_attempts(vid)
+            self.collect_garbage(keep=vid)
             path = f"{self.version_dir(vid)}/{ATTEMPTS}/{owner}"
             return Attempt(self, step, vid, path, owner=owner, lease=lease)
         lock = self.lock(step, vid, owner)
+        self.collect_garbage(keep=vid)
         staging_root = f"{self.root}/{folder_of(step)}/{STAGING}"
         for stale in self.fs.glob(f"{staging_root}/{vid}.*"):
             self.fs.rm(stale, recursive=True)
@@ -276,16 +276,43 @@ class Store:
         self.fs.makedirs(path, exist_ok=True)
         return Attempt(self, step, vid, path, owner=owner, lock=lock)
 
-    def _remove_dead_attempts(self, vid: str) -> None:
+    def collect_garbage(self, keep: str = "") -> list[str]:
+        """Remove the failed attempts (staging folders, attempt folders) of every version but `keep` that
+        no live writer owns, as the writer lock or lease says (cleanup.py); returns what was removed.
+        Cheap: a directory scan per step folder locally, a listing of each step's leases on object stores."""
+        if self.local:
+            return collect_local(self.root, step_folders(), keep)
+        removed: list[str] = []
+        for vid, folder in leased_versions(self.fs, self.root, step_folders()):
+            if vid == keep or folder in _LEASED:
+                continue
+            lease = Lease(self.fs, folder, self.lease_seconds)
+            if lease.try_acquire():  # expired: its writer is dead, and the lease is ours until released
+                try:
+                    removed += self._remove_dead_attempts(vid)
+                finally:
+                    lease.release()
+        return removed
+
+    def _committed_base(self, vid: str) -> str | None:
+        """The attempt folder the committed manifest names; None when there is none, or it is unreadable
+        (only a forced rewrite begins an attempt at a broken version, and it replaces the manifest)."""
+        try:
+            return self.manifest(vid).base if self.exists(vid) else None
+        except BrokenManifestError:
+            return None
+
+    def _remove_dead_attempts(self, vid: str) -> list[str]:
         """Under the lease: every attempt folder that the committed manifest (if any) does not name."""
-        live = self.manifest(vid).base if self.exists(vid) else None
+        live = self._committed_base(vid)
         try:
             attempts = self.fs.ls(f"{self.version_dir(vid)}/{ATTEMPTS}", detail=False, refresh=True)
         except FileNotFoundError:
-            return
-        for path in attempts:
-            if f"{ATTEMPTS}/{path.rstrip('/').rsplit('/', 1)[-1]}" != live:
-                self.fs.rm(path, recursive=True)
+            return []
+        dead = [path for path in attempts if f"{ATTEMPTS}/{path.rstrip('/').rsplit('/', 1)[-1]}" != live]
+        for path in dead:
+            self.fs.rm(path, recursive=True)
+        return dead
 
 
 def use_storage_options(options: Mapping[str, Mapping[str, Any]]) -> None:
@@ -375,7 +402,7 @@ class Attempt:
         """Object stores: one PUT of the manifest is the commit (a PUT is atomic); a replaced version's
         files go after it, once readers see the new ones."""
         store, final = self.store, self.store.version_dir(self.vid)
-        replaced = store.manifest(self.vid).base if store.exists(self.vid) else None
+        replaced = store._committed_base(self.vid)
         self.lease.check()
         store.fs.pipe_file(f"{final}/{MANIFEST}", manifest.model_dump_json(indent=2).encode())
         if replaced and replaced != manifest.base:

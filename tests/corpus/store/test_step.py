@@ -46,7 +46,8 @@ def test_commit_writes_stats_and_manifest_then_finds_it_cached(store: Store):
 
 
 def test_a_failed_stage_leaves_nothing_and_frees_the_version(store: Store):
-    key = VersionKey.of("clean", "clean-v1", Settings(), ["load-0123456789ab"])
+    loaded = commit_version(store, VersionKey.of("load", "load-v1", Settings()), lambda attempt: Written([], {}))
+    key = VersionKey.of("clean", "clean-v1", Settings(), [loaded.id])
 
     def fail(attempt: Attempt) -> Written:
         attempt.write_bytes("half.bin", b"x")
