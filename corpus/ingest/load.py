@@ -2,7 +2,9 @@
 
 Inputs are expanded and checked before any work starts, then cut into chunks (byte ranges
 of splittable files, whole files otherwise) that Dask workers read in parallel, so a 10 GB
-input never sits in one process. The version id hashes the settings and a fingerprint of
+input never sits in one process. Every file is read as a bounded stream: a decompression
+bomb, a cut or corrupt file and binary content are rejected rows with a reason, never a
+killed worker (`streams.py`). The version id hashes the settings and a fingerprint of
 the inputs (path, size, mtime), so an unchanged input is found cached.
 """
 
@@ -18,8 +20,9 @@ import fsspec
 import orjson
 from pydantic import Field
 
-from tokenmill.corpus.ingest import pydocs, readers
+from tokenmill.corpus.ingest import containers, pydocs, readers
 from tokenmill.corpus.ingest.readers import Chunk, RowBuffer, doc_id
+from tokenmill.corpus.ingest.streams import Limits
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.parts import Batch
 from tokenmill.corpus.store.settings import Settings
@@ -27,7 +30,9 @@ from tokenmill.corpus.store.step import Version, VersionKey, run_docs_step
 from tokenmill.corpus.store.versions import Store
 
 STEP = "load"
-CODE_VERSION = "load-v1"
+# v2: limits (record and file size, binary content), cut zstd files detected, Parquet row groups
+# read one by one: rows that v1 kept, lost or failed on are rejected rows with a reason now.
+CODE_VERSION = "load-v2"
 
 FORMAT_BY_EXTENSION = {
     ".jsonl": "jsonl",
@@ -70,6 +75,36 @@ class LoadParams(Settings):
         default=32, gt=0, le=4096, description="byte range per task for uncompressed JSONL and text lines"
     )
     python_docs_max_mb: float = Field(default=20, gt=0, description="size cap of the python-docs:// demo text")
+    max_record_mb: float = Field(
+        default=64,
+        gt=0,
+        description="longest record (a JSONL or text line, a whole text or HTML file, a Parquet text, a WARC "
+        "record) in MB; a longer one is load:record_too_large, kept as its first KB, and a worker holds a "
+        "few copies of a record while decoding it",
+    )
+    max_file_gb: float = Field(
+        default=64,
+        gt=0,
+        description="most decoded data read from one file in GB (decompressed; for Parquet as its footer "
+        "declares): a decompression bomb stops there with a load:file_too_large row, and the records "
+        "wholly before the limit are kept, as those before a cut are",
+    )
+    max_control_frac: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="largest fraction of a record's UTF-8 bytes that may be control characters (NUL and "
+        "other C0 controls but tab, newlines, form feed and ESC; DEL); above it the record is load:binary. "
+        "A few stray ones are the clean step's to strip",
+    )
+
+    def limits(self) -> Limits:
+        """The limits in bytes, as the readers take them."""
+        return Limits(
+            max_record_bytes=int(self.max_record_mb * 2**20),
+            max_file_bytes=int(self.max_file_gb * 2**30),
+            max_control_frac=self.max_control_frac,
+        )
 
 
 def _format_of(path: str, forced: str) -> tuple[str | None, str | None]:
@@ -130,12 +165,16 @@ def _mtime(info: dict[str, Any]) -> float:
 
 
 def plan_chunks(files: list[tuple[str, dict[str, Any]]], params: LoadParams) -> list[Chunk]:
-    """Byte-range chunks of uncompressed JSONL/line-text files, whole files for everything else."""
+    """Byte-range chunks of uncompressed JSONL/line-text files, whole files for everything else.
+
+    Ranges stop at `load.max_file_gb`: the chunk that reaches it reports the file as too large.
+    """
     options = {
         "text_field": params.text_field,
         "source_field": params.source_field,
         "id_field": params.id_field,
         "per_line": params.text_per_line,
+        "limits": params.limits(),
     }
     chunk_bytes = max(1, int(params.chunk_mb * 2**20))
     chunks = []
@@ -144,7 +183,7 @@ def plan_chunks(files: list[tuple[str, dict[str, Any]]], params: LoadParams) -> 
         size = int(info.get("size") or 0)
         splittable = compression is None and (fmt == "jsonl" or (fmt == "text" and params.text_per_line))
         if splittable and size > chunk_bytes:
-            for start in range(0, size, chunk_bytes):
+            for start in range(0, min(size, options["limits"].max_file_bytes), chunk_bytes):
                 chunks.append(Chunk(url, fmt, None, start, min(start + chunk_bytes, size), _mtime(info), options))
         else:
             chunks.append(Chunk(url, fmt, compression, 0, None, _mtime(info), options))
@@ -193,17 +232,25 @@ def read_python_topics(chunk: Chunk) -> Iterator[Batch]:
     rows = RowBuffer(datetime.fromtimestamp(os.stat(topics_module.__file__).st_mtime, tz=timezone.utc))
     for name, text in pydocs.topics().items():
         source = f"{pydocs.PYTHON_DOCS_URL}topics/{name}"
-        rows.keep(doc_id(source), text, source, orjson.dumps({"topic": name, "python": sys.version.split()[0]}).decode())
+        meta = orjson.dumps({"topic": name, "python": sys.version.split()[0]}).decode()
+        rows.keep(doc_id(source), text, source, meta)
     yield rows.flush()
+
+
+READERS = {
+    "jsonl": readers.read_jsonl,
+    "text": readers.read_text,
+    "html": readers.read_html,
+    "parquet": containers.read_parquet,
+    "warc": containers.read_warc,
+    "python-docs": read_python_docs,
+    "python-docs-topics": read_python_topics,
+}
 
 
 def read(chunk: Chunk) -> Iterator[Batch]:
     """The partition function: one chunk of one input into batches."""
-    if chunk.fmt == "python-docs":
-        return read_python_docs(chunk)
-    if chunk.fmt == "python-docs-topics":
-        return read_python_topics(chunk)
-    return readers.read_chunk(chunk)
+    return READERS[chunk.fmt](chunk)
 
 
 def plan(params: LoadParams) -> tuple[list[Chunk], str, list[str]]:
@@ -214,6 +261,7 @@ def plan(params: LoadParams) -> tuple[list[Chunk], str, list[str]]:
     skipped: list[str] = []
     if file_paths:
         files, skipped = expand_paths(file_paths, params.format)
+        check_text_column(files, params)
         chunks.extend(plan_chunks(files, params))
         digests.append(files_fingerprint(files))
     if pydocs.PYTHON_DOCS_URL in params.paths:
@@ -223,11 +271,20 @@ def plan(params: LoadParams) -> tuple[list[Chunk], str, list[str]]:
     return chunks, hashlib.sha256("\n".join(digests).encode()).hexdigest(), skipped
 
 
+def check_text_column(files: list[tuple[str, dict[str, Any]]], params: LoadParams) -> None:
+    """Fail on a `load.text_field` that the first Parquet input lacks: the other files are checked as
+    they are read, a file without the column being a rejected row then."""
+    parquet = next((url for url, _ in files if _format_of(url, params.format)[0] == "parquet"), None)
+    if parquet is not None:
+        containers.check_text_column(parquet, params.text_field)
+
+
 def check_paths(params: LoadParams) -> None:
-    """Fail on a missing path or an empty glob before any work starts."""
+    """Fail on a missing path, an empty glob or a missing Parquet text column before any work starts."""
     file_paths = [p for p in params.paths if p != pydocs.PYTHON_DOCS_URL]
     if file_paths:
-        expand_paths(file_paths, params.format)
+        files, _ = expand_paths(file_paths, params.format)
+        check_text_column(files, params)
 
 
 def run_load(store: Store, params: LoadParams, client: Any, *, force: bool = False) -> Version:

@@ -1,7 +1,9 @@
 """Format readers of the load step: bytes in, rows out, every bad record kept with its reason.
 
 Each reader takes one `Chunk` and yields `Batch`es of at most `BATCH_ROWS` rows. Records
-that can't become docs are rejected rows whose `meta` names the file and byte offset.
+that can't become docs are rejected rows whose `meta` names the file and byte offset (or
+Parquet row). Every file is read as a bounded stream (`streams.py`), so a decompression bomb,
+a cut or corrupt file, or binary content is a rejected row, never a killed worker.
 JSONL and Parquet records keep their own id (`load.id_field`), as RedPajama, FineWeb and
 Dolma dumps carry one, so a doc can be traced back to its release.
 """
@@ -9,28 +11,37 @@ Dolma dumps carry one, so a doc can be traced back to its release.
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, BinaryIO
+from typing import Any
 
-import fsspec
 import orjson
 import pyarrow as pa
 
+from tokenmill.corpus.ingest.streams import (
+    HEAD_BYTES,
+    REASON_BINARY,
+    REASON_RECORD_TOO_LARGE,
+    Limits,
+    StreamStopped,
+    control_frac,
+    iter_lines,
+    open_stream,
+    read_record,
+)
 from tokenmill.corpus.store.parts import Batch
 from tokenmill.corpus.store.schema import DOC_SCHEMA, REJECTED_SCHEMA
 
 BATCH_ROWS = 2_000
-BLOCK_BYTES = 8 * 2**20
+# A batch is flushed at this much text too, so that 2,000 records near `load.max_record_mb` never meet.
+BATCH_TEXT_CHARS = 64 * 2**20
 
 REASON_BAD_JSON = "load:bad_json"
 REASON_NO_TEXT = "load:no_text"
 REASON_UNDECODABLE = "load:undecodable"
 REASON_EMPTY = "load:empty"
-REASON_TRUNCATED = "load:truncated"
 REASON_EXTRACT_EMPTY = "load:extract_empty"
 REASON_CONTENT_TYPE = "load:content_type"
 
@@ -38,8 +49,6 @@ REASON_CONTENT_TYPE = "load:content_type"
 ID_MISSING = "id_generated.missing"
 ID_INVALID = "id_generated.invalid"
 ID_DUPLICATE = "id_generated.duplicate"
-
-TRUNCATION_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, OSError)
 
 
 @dataclass(frozen=True)
@@ -111,16 +120,19 @@ class RowBuffer:
         self.kept: dict[str, list[Any]] = {name: [] for name in _kept_input_schema.names}
         self.rejected: list[dict[str, Any]] = []
         self.counters: Counter = Counter()
+        self.text_chars = 0
 
     def keep(self, id: str, text: str, source: str, meta: str | None, fetched_at: datetime | None = None) -> None:
         kept = self.kept
         kept["id"].append(id)
         kept["text"].append(text)
+        self.text_chars += len(text)
         kept["source"].append(source)
         kept["meta"].append(meta)
         kept["fetched_at"].append(fetched_at or self.fetched_at)
 
     def reject(self, reason: str, id: str, text: str, source: str, meta: dict[str, Any]) -> None:
+        self.text_chars += len(text)
         self.rejected.append(
             {
                 "id": id,
@@ -133,7 +145,7 @@ class RowBuffer:
         )
 
     def full(self) -> bool:
-        return len(self.kept["id"]) + len(self.rejected) >= BATCH_ROWS
+        return len(self.kept["id"]) + len(self.rejected) >= BATCH_ROWS or self.text_chars >= BATCH_TEXT_CHARS
 
     def flush(self) -> Batch:
         batch = Batch(
@@ -144,6 +156,7 @@ class RowBuffer:
         self.kept = {name: [] for name in _kept_input_schema.names}
         self.rejected = []
         self.counters = Counter()
+        self.text_chars = 0
         return batch
 
 
@@ -157,157 +170,146 @@ def mtime_of(chunk: Chunk) -> datetime:
     return datetime.fromtimestamp(chunk.mtime, tz=timezone.utc)
 
 
-def open_chunk(chunk: Chunk) -> BinaryIO:
-    return fsspec.open(chunk.url, "rb", compression=chunk.compression).open()
+def screen(data: bytes, limits: Limits) -> tuple[str, str] | None:
+    """Why a record's bytes can't be a doc, if they are over `load.max_record_mb` or binary
+    (over `load.max_control_frac`); None when they may be."""
+    if len(data) > limits.max_record_bytes:
+        return REASON_RECORD_TOO_LARGE, f"{len(data)} bytes, over load.max_record_mb"
+    frac = control_frac(data)
+    if frac > limits.max_control_frac:
+        return REASON_BINARY, f"{frac:.1%} control bytes, over load.max_control_frac"
+    return None
 
 
-def _blocks(f: BinaryIO, block_bytes: int) -> Iterator[bytes]:
-    """Blocks of about `block_bytes`, built from `read1` pieces so that a truncated stream
-    still yields everything decompressed before the break, then raises."""
-    read = getattr(f, "read1", f.read)
-    pieces: list[bytes] = []
-    size = 0
-    try:
-        while True:
-            piece = read(block_bytes)
-            if not piece:
-                break
-            pieces.append(piece)
-            size += len(piece)
-            if size >= block_bytes:
-                yield b"".join(pieces)
-                pieces, size = [], 0
-    except TRUNCATION_ERRORS:
-        if pieces:
-            yield b"".join(pieces)
-        raise
-    if pieces:
-        yield b"".join(pieces)
+def reject_unless_text(
+    rows: RowBuffer, limits: Limits, rid: str, data: bytes, source: str, where: dict[str, Any]
+) -> bool:
+    """Reject a record's bytes that `screen` finds too large or binary; True when it did."""
+    problem = screen(data, limits)
+    if problem:
+        rows.reject(problem[0], rid, head(data), source, {**where, "error": problem[1], "size": len(data)})
+    return problem is not None
 
 
-def iter_lines(f: BinaryIO, start: int, end: int | None) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) for every line that starts in [start, end), read in large blocks.
+def head(data: bytes) -> str:
+    """What a rejected row keeps of a record too large or not text: enough to recognise it."""
+    return data[:HEAD_BYTES].decode("utf-8", "backslashreplace")
 
-    A line that starts before `start` belongs to the previous chunk, which reads past its
-    own end to finish it: the usual rule for splitting text files by byte range. If the
-    stream breaks, the partial last line is yielded before the error propagates, so it is
-    kept as a (rejected) record instead of vanishing.
-    """
-    if start > 0:
-        f.seek(start - 1)
-        f.readline()
-    offset = f.tell() if start > 0 else 0
-    carry = b""
-    try:
-        for block in _blocks(f, BLOCK_BYTES):
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            for line in lines:
-                if end is not None and offset >= end:
-                    return
-                yield offset, line
-                offset += len(line) + 1
-            if end is not None and offset >= end:
-                return
-    except TRUNCATION_ERRORS:
-        if carry:
-            yield offset, carry
-        raise
-    if carry:
-        yield offset, carry
+
+def where_in(url: str, offset: int, error: object) -> dict[str, Any]:
+    return {"file": url, "offset": offset, "error": str(error)}
+
+
+def reject_stop(rows: RowBuffer, url: str, stop: StreamStopped, whole_file: bool = False) -> None:
+    """One row for a stream that stopped early: the unfinished record it cut, or else the file."""
+    if whole_file:
+        rid = doc_id(url)
+    else:
+        rid = doc_id(url, -1 if stop.record_offset is None else stop.record_offset)
+    rows.reject(stop.reason, rid, stop.record.decode("utf-8", "backslashreplace"), url, stop.where(url))
+
+
+def reject_too_large(rows: RowBuffer, url: str, offset: int | None, first: bytes, size: int) -> None:
+    """A record over `load.max_record_mb`, kept as its first bytes; `size` is what was seen of it
+    (a lower bound where reading stopped at the limit)."""
+    where = {**where_in(url, offset or 0, "longer than load.max_record_mb"), "size": size}
+    rows.reject(REASON_RECORD_TOO_LARGE, doc_id(url, offset), head(first), url, where)
 
 
 def read_jsonl(chunk: Chunk) -> Iterator[Batch]:
+    limits: Limits = chunk.options["limits"]
     text_field = chunk.options.get("text_field", "text")
     source_field = chunk.options.get("source_field")
     ids = IdChooser(chunk.options.get("id_field", "id"))
     rows = RowBuffer(mtime_of(chunk))
-    f = open_chunk(chunk)
-    offset = chunk.start
     try:
-        for offset, line in iter_lines(f, chunk.start, chunk.end):
-            if line.strip():
-                _jsonl_record(rows, ids, chunk.url, offset, line, text_field, source_field)
-            if rows.full():
-                yield rows.flush()
-    except TRUNCATION_ERRORS as exc:
-        rows.reject(REASON_TRUNCATED, doc_id(chunk.url, -1), "", chunk.url, _where(chunk.url, offset, exc))
-    finally:
-        f.close()
+        with open_stream(chunk.url, chunk.compression, limits) as f:
+            for line in iter_lines(f, chunk.start, chunk.end, limits.max_record_bytes):
+                if not line.whole:
+                    reject_too_large(rows, chunk.url, line.offset, line.data, line.size)
+                elif line.data.strip():
+                    _jsonl_record(rows, ids, chunk.url, line.offset, line.data, text_field, source_field, limits)
+                if rows.full():
+                    yield rows.flush()
+    except StreamStopped as stop:
+        reject_stop(rows, chunk.url, stop)
     yield rows.flush()
 
 
 def _jsonl_record(
-    rows: RowBuffer, ids: IdChooser, url: str, offset: int, line: bytes, text_field: str, source_field: str | None
+    rows: RowBuffer,
+    ids: IdChooser,
+    url: str,
+    offset: int,
+    line: bytes,
+    text_field: str,
+    source_field: str | None,
+    limits: Limits,
 ) -> None:
     rid = doc_id(url, offset)
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raw = line.decode("utf-8", "backslashreplace")
-        rows.reject(REASON_BAD_JSON, rid, raw, url, _where(url, offset, exc))
+        rows.reject(REASON_BAD_JSON, rid, raw, url, where_in(url, offset, exc))
         return
     if not isinstance(record, dict):
         raw = line.decode("utf-8", "backslashreplace")
-        rows.reject(REASON_BAD_JSON, rid, raw, url, _where(url, offset, "not a JSON object"))
+        rows.reject(REASON_BAD_JSON, rid, raw, url, where_in(url, offset, "not a JSON object"))
         return
     text = record.pop(text_field, None)
     source = record.get(source_field) if source_field else None
     source = source if isinstance(source, str) and source else url
     meta = orjson.dumps(record).decode() if record else None
     if not isinstance(text, str) or not text.strip():
-        where = _where(url, offset, f"no text in field '{text_field}'")
+        where = where_in(url, offset, f"no text in field '{text_field}'")
         rows.reject(REASON_NO_TEXT, rid, text if isinstance(text, str) else "", source, {**where, "record": meta})
+        return
+    where = {"file": url, "offset": offset, "record": meta}
+    if reject_unless_text(rows, limits, rid, text.encode("utf-8", "surrogatepass"), source, where):
         return
     rows.keep(ids.choose(record, rid, rows.counters), text, source, meta)
 
 
-def _where(url: str, offset: int, error: object) -> dict[str, Any]:
-    return {"file": url, "offset": offset, "error": str(error)}
-
-
 def read_text(chunk: Chunk) -> Iterator[Batch]:
     """A text file as one doc, or one doc per non-blank line with `per_line`."""
+    limits: Limits = chunk.options["limits"]
+    per_line = bool(chunk.options.get("per_line"))
     rows = RowBuffer(mtime_of(chunk))
-    if chunk.options.get("per_line"):
-        f = open_chunk(chunk)
-        offset = chunk.start
-        try:
-            for offset, line in iter_lines(f, chunk.start, chunk.end):
-                if line.strip():
-                    _text_record(rows, chunk.url, offset, line)
-                if rows.full():
-                    yield rows.flush()
-        except TRUNCATION_ERRORS as exc:
-            rows.reject(REASON_TRUNCATED, doc_id(chunk.url, -1), "", chunk.url, _where(chunk.url, offset, exc))
-        finally:
-            f.close()
-    else:
-        data = _read_whole(chunk, rows)
-        if data is not None:
-            _text_record(rows, chunk.url, None, data)
+    try:
+        with open_stream(chunk.url, chunk.compression, limits) as f:
+            if per_line:
+                for line in iter_lines(f, chunk.start, chunk.end, limits.max_record_bytes):
+                    if not line.whole:
+                        reject_too_large(rows, chunk.url, line.offset, line.data, line.size)
+                    elif line.data.strip():
+                        _text_record(rows, chunk.url, line.offset, line.data, limits)
+                    if rows.full():
+                        yield rows.flush()
+            else:
+                data, size = read_record(f, limits.max_record_bytes)
+                if size > len(data):
+                    reject_too_large(rows, chunk.url, None, data, size)
+                else:
+                    _text_record(rows, chunk.url, None, data, limits)
+    except StreamStopped as stop:
+        reject_stop(rows, chunk.url, stop, whole_file=not per_line)
     yield rows.flush()
 
 
-def _read_whole(chunk: Chunk, rows: RowBuffer) -> bytes | None:
-    try:
-        with open_chunk(chunk) as f:
-            return f.read()
-    except TRUNCATION_ERRORS as exc:
-        rows.reject(REASON_TRUNCATED, doc_id(chunk.url), "", chunk.url, _where(chunk.url, 0, exc))
-        return None
-
-
-def _text_record(rows: RowBuffer, url: str, offset: int | None, data: bytes) -> None:
+def _text_record(rows: RowBuffer, url: str, offset: int | None, data: bytes, limits: Limits) -> None:
+    """Binary content is told by its bytes before decoding: a NUL-filled file is valid UTF-8."""
     rid = doc_id(url, offset)
+    if reject_unless_text(rows, limits, rid, data, url, {"file": url, "offset": offset or 0}):
+        return
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raw = data.decode("utf-8", "backslashreplace")
-        rows.reject(REASON_UNDECODABLE, rid, raw, url, _where(url, (offset or 0) + exc.start, exc.reason))
+        rows.reject(REASON_UNDECODABLE, rid, raw, url, where_in(url, (offset or 0) + exc.start, exc.reason))
         return
     if not text.strip():
-        rows.reject(REASON_EMPTY, rid, text, url, _where(url, offset or 0, "no text"))
+        rows.reject(REASON_EMPTY, rid, text, url, where_in(url, offset or 0, "no text"))
         return
     rows.keep(rid, text, url, None)
 
@@ -316,124 +318,28 @@ def read_html(chunk: Chunk) -> Iterator[Batch]:
     """An HTML file as one doc of its main text."""
     from tokenmill.corpus.ingest.extract import html_to_text
 
+    limits: Limits = chunk.options["limits"]
     rows = RowBuffer(mtime_of(chunk))
-    data = _read_whole(chunk, rows)
-    if data is not None:
-        rid = doc_id(chunk.url)
-        text = html_to_text(data)
-        if text.strip():
-            rows.keep(rid, text, chunk.url, None)
-        else:
-            raw = data.decode("utf-8", "backslashreplace")
-            rows.reject(REASON_EXTRACT_EMPTY, rid, raw, chunk.url, _where(chunk.url, 0, "no main text"))
-    yield rows.flush()
-
-
-def read_parquet(chunk: Chunk) -> Iterator[Batch]:
-    """Rows of a Parquet file: the text column out, every other one (id and source too) into `meta`."""
-    import pyarrow.parquet as pq
-
-    text_field = chunk.options.get("text_field", "text")
-    source_field = chunk.options.get("source_field")
-    ids = IdChooser(chunk.options.get("id_field", "id"))
-    rows = RowBuffer(mtime_of(chunk))
-    with fsspec.open(chunk.url, "rb") as f:
-        reader = pq.ParquetFile(f)
-        if text_field not in reader.schema_arrow.names:
-            raise_missing_column(chunk.url, text_field, reader.schema_arrow.names)
-        row_number = 0
-        for record_batch in reader.iter_batches(batch_size=BATCH_ROWS):
-            for record in record_batch.to_pylist():
-                _parquet_record(rows, ids, chunk.url, row_number, record, text_field, source_field)
-                row_number += 1
-            yield rows.flush()
-
-
-def raise_missing_column(url: str, column: str, names: list[str]) -> None:
-    from tokenmill.corpus.store.errors import InputError
-
-    raise InputError(f"{url}: no column '{column}' (set load.text_field; columns: {', '.join(names)})")
-
-
-def _parquet_record(
-    rows: RowBuffer,
-    ids: IdChooser,
-    url: str,
-    row_number: int,
-    record: dict[str, Any],
-    text_field: str,
-    source_field: str | None,
-) -> None:
-    rid = doc_id(url, row_number)
-    text = record.pop(text_field, None)
-    source = record.get(source_field) if source_field else None
-    source = source if isinstance(source, str) and source else url
-    meta = orjson.dumps(record, default=str).decode() if record else None
-    if not isinstance(text, str) or not text.strip():
-        where = {"file": url, "row": row_number, "error": f"no text in column '{text_field}'"}
-        rows.reject(REASON_NO_TEXT, rid, text if isinstance(text, str) else "", source, {**where, "record": meta})
-        return
-    rows.keep(ids.choose(record, rid, rows.counters), text, source, meta)
-
-
-def read_warc(chunk: Chunk) -> Iterator[Batch]:
-    """WARC responses (HTML or plain text, main text extracted) and WET conversion records."""
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
-
-    from tokenmill.corpus.ingest.extract import html_to_text
-
-    rows = RowBuffer(mtime_of(chunk))
-    wanted = WarcRecordType.response | WarcRecordType.conversion | WarcRecordType.resource
-    f = open_chunk(chunk)
-    offset = 0
     try:
-        for record in ArchiveIterator(f, record_types=wanted, parse_http=True):
-            offset = record.stream_pos
-            _warc_record(rows, chunk.url, offset, record, html_to_text)
-            if rows.full():
-                yield rows.flush()
-    except TRUNCATION_ERRORS as exc:
-        rows.reject(REASON_TRUNCATED, doc_id(chunk.url, -1), "", chunk.url, _where(chunk.url, offset, exc))
-    finally:
-        f.close()
+        with open_stream(chunk.url, chunk.compression, limits) as f:
+            data, size = read_record(f, limits.max_record_bytes)
+    except StreamStopped as stop:
+        reject_stop(rows, chunk.url, stop, whole_file=True)
+    else:
+        if size > len(data):
+            reject_too_large(rows, chunk.url, None, data, size)
+        else:
+            _html_record(rows, chunk.url, data, html_to_text(data), limits)
     yield rows.flush()
 
 
-def _warc_record(rows: RowBuffer, url: str, offset: int, record: Any, html_to_text: Any) -> None:
-    from fastwarc.warc import WarcRecordType
-
-    target = record.headers.get("WARC-Target-URI") or url
-    rid = doc_id(target, None) if target != url else doc_id(url, offset)
-    date = record.record_date
-    fetched = date.astimezone(timezone.utc) if date is not None else None
-    body = record.reader.read()
-    meta = orjson.dumps({"warc_record_id": record.record_id, "warc_file": url, "offset": offset}).decode()
-    if record.record_type == WarcRecordType.conversion:
-        text = body.decode("utf-8", "replace")
-    else:
-        content_type = (record.http_content_type or "text/html").lower() if record.http_headers else "text/html"
-        if "html" in content_type:
-            text = html_to_text(body)
-        elif content_type.startswith("text/plain"):
-            text = body.decode(record.http_charset or "utf-8", "replace")
-        else:
-            where = _where(url, offset, f"content type {content_type}")
-            rows.reject(REASON_CONTENT_TYPE, rid, "", target, {**where, "target": target})
-            return
+def _html_record(rows: RowBuffer, url: str, data: bytes, text: str, limits: Limits) -> None:
+    """Binary content is told by the extracted text: the page's bytes may be UTF-16."""
+    rid = doc_id(url)
     if not text.strip():
-        rows.reject(REASON_EXTRACT_EMPTY, rid, "", target, {**_where(url, offset, "no main text"), "target": target})
+        raw = data.decode("utf-8", "backslashreplace")
+        rows.reject(REASON_EXTRACT_EMPTY, rid, raw, url, where_in(url, 0, "no main text"))
         return
-    rows.keep(rid, text, target, meta, fetched)
-
-
-READERS = {
-    "jsonl": read_jsonl,
-    "text": read_text,
-    "html": read_html,
-    "parquet": read_parquet,
-    "warc": read_warc,
-}
-
-
-def read_chunk(chunk: Chunk) -> Iterator[Batch]:
-    return READERS[chunk.fmt](chunk)
+    if reject_unless_text(rows, limits, rid, text.encode("utf-8", "surrogatepass"), url, {"file": url, "offset": 0}):
+        return
+    rows.keep(rid, text, url, None)
