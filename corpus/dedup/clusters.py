@@ -1,10 +1,14 @@
 """From per-doc signatures to a cluster assignment, with Dask shuffles and never a collect.
 
 The outline: exact groups by a shuffle on the text key; MinHash band buckets of the exact
-representatives by a shuffle on the (band, bucket) key; star edges from each bucket's
-minimum (optionally verified by estimated Jaccard); connected components; one survivor per
-component by a shuffle on the component. The result is a small distributed table with one
-row per doc that is in a cluster of two or more, which the writer joins part by part.
+representatives by a shuffle on the (band, bucket) key; candidate pairs from each bucket
+(all pairs in a small bucket, the star around its minimum in a large one), each decided by
+the exact Jaccard of the two shingle sets; connected components; one survivor per component
+by a shuffle on the component; then every member checked against its survivor by exact
+Jaccard, and a member that does not reach the threshold leaves the cluster (it is kept): no
+doc is removed for a survivor it does not resemble, whatever chain of pairs linked them.
+The result is a small distributed table with one row per doc that is in a cluster of two or
+more, which the writer joins part by part.
 
 Docs are named by a 64-bit `node` = source << 56 | part << 32 | row, unique across the input
 and the `against` versions. Survivors are chosen by the `keep` order over doc attributes, never
@@ -24,12 +28,16 @@ from tokenmill.corpus.dedup.components import (
     distributed_labels,
     single_task_labels,
 )
-from tokenmill.corpus.dedup.minhash import band_keys, estimated_jaccard
+from tokenmill.corpus.dedup.jaccard import exact_jaccard
+from tokenmill.corpus.dedup.minhash import band_keys
 
 REASON_EXACT = "dedup:exact"
 REASON_MINHASH = "dedup:minhash"
 TOP_CLUSTERS = 10
 SAMPLES_PER_CLUSTER = 3
+# Buckets of up to this many docs give all their pairs as candidates; larger ones (boilerplate
+# shared by thousands) give each member paired with the bucket's minimum, so pairs stay linear.
+PAIRS_BUCKET_MAX = 16
 
 # Sort orders of `keep`: docs of earlier (`against`) versions first, then the rule, then ties
 # broken by attributes that do not depend on partitioning.
@@ -49,11 +57,13 @@ class ClusterSettings:
     minhash: bool
     bands: int
     rows: int
-    verify_threshold: float | None
+    threshold: float
+    verify: bool
     keep: str
     max_union_find_edges: int
     npartitions: int
     sig_dtype: str
+    set_dtype: str
 
 
 def with_nodes(frame: pd.DataFrame, src: int) -> pd.DataFrame:
@@ -115,21 +125,42 @@ def bucket_rows(frame: pd.DataFrame, bands: int, rows: int, dtype: str) -> pd.Da
     )
 
 
-def star_edges(frame: pd.DataFrame) -> pd.DataFrame:
-    """Edges (member, bucket minimum) of every bucket with two or more docs."""
-    frame = frame[frame.duplicated("bucket", keep=False)]
-    frame = frame.sort_values(["bucket", "node"])
-    lo = frame.groupby("bucket", sort=False)["node"].transform("first").to_numpy(np.int64)
-    node = frame["node"].to_numpy(np.int64)
-    member = node != lo
-    return pd.DataFrame({"hi": node[member], "lo": lo[member]})
+def bucket_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Candidate pairs (hi > lo) of every bucket with two or more docs: all pairs of a bucket of up
+    to PAIRS_BUCKET_MAX docs, each member with the minimum in a larger one."""
+    frame = frame[frame.duplicated("bucket", keep=False)].sort_values(["bucket", "node"])
+    buckets, nodes = frame["bucket"].to_numpy(), frame["node"].to_numpy(np.int64)
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]]) if len(nodes) else np.empty(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(nodes)])
+    his, los = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    for size in np.unique(sizes).tolist():
+        first = starts[sizes == size][:, None]
+        if size <= PAIRS_BUCKET_MAX:
+            lo, hi = np.triu_indices(size, 1)
+            his.append(nodes[first + hi].ravel())
+            los.append(nodes[first + lo].ravel())
+        else:
+            his.append(nodes[first + np.arange(1, size)].ravel())
+            los.append(np.repeat(nodes[first.ravel()], size - 1))
+    return pd.DataFrame({"hi": np.concatenate(his), "lo": np.concatenate(los)})
+
+
+def pair_jaccard(frame: pd.DataFrame, left: str, right: str, dtype: str) -> np.ndarray:
+    """The exact Jaccard of each row's two shingle sets (columns `left`, `right`)."""
+    return exact_jaccard(frame[left].tolist(), frame[right].tolist(), dtype)
 
 
 def passing_edges(frame: pd.DataFrame, dtype: str, threshold: float) -> pd.DataFrame:
-    """The candidate edges whose two signatures' estimated Jaccard reaches the threshold."""
-    similar = estimated_jaccard(signature_matrix(frame["sig_hi"], dtype), signature_matrix(frame["sig_lo"], dtype))
-    passed = frame[similar >= threshold]
+    """The candidate pairs whose exact Jaccard reaches the threshold."""
+    passed = frame[pair_jaccard(frame, "set_hi", "set_lo", dtype) >= threshold]
     return pd.DataFrame({"hi": passed["hi"].to_numpy(np.int64), "lo": passed["lo"].to_numpy(np.int64)})
+
+
+def with_sets(frame: Any, sets: Any, columns: dict[str, str]) -> Any:
+    """`frame` joined with the shingle set of the node in each of `columns` (column -> set column)."""
+    for column, name in columns.items():
+        frame = frame.merge(sets.rename(columns={"node": column, "shingle_set": name}), on=column)
+    return frame
 
 
 def in_clusters(frame: pd.DataFrame) -> pd.DataFrame:
@@ -139,17 +170,33 @@ def in_clusters(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def pick_survivors(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
-    """Per component: the first doc in `keep` order survives; the size counts exact copies too."""
+    """Per component: the first doc in `keep` order survives; the size counts exact copies too.
+    A component left with one doc and no copies (its members split off) is no cluster."""
     frame = _sorted(frame, "comp", keep)
     grouped = frame.groupby("comp", sort=False)
-    return pd.DataFrame(
+    picked = pd.DataFrame(
         {
             "rep": frame["node"].to_numpy(np.int64),
             "survivor": grouped["node"].transform("first").to_numpy(np.int64),
             "survivor_id": grouped["id"].transform("first").to_numpy(dtype=object),
             "cluster_size": grouped["exact_size"].transform("sum").to_numpy(np.int64),
+            "jaccard": frame["jaccard"].to_numpy(np.float64),
         }
     )
+    return picked[picked["cluster_size"].to_numpy() > 1]
+
+
+def survivor_jaccard(frame: pd.DataFrame, dtype: str) -> pd.DataFrame:
+    """(node, jaccard) of each member with its survivor's shingle sets joined."""
+    return pd.DataFrame({"node": frame["rep"].to_numpy(np.int64),
+                         "jaccard": pair_jaccard(frame, "set_rep", "set_survivor", dtype)})
+
+
+def split_off(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Members below the threshold with their survivor become components of their own."""
+    failed = frame["jaccard"].to_numpy() < threshold
+    comp = np.where(failed, frame["node"].to_numpy(np.int64), frame["comp"].to_numpy(np.int64))
+    return frame.assign(comp=comp, jaccard=np.where(failed, np.nan, frame["jaccard"].to_numpy()))
 
 
 def decide(frame: pd.DataFrame) -> pd.DataFrame:
@@ -157,6 +204,9 @@ def decide(frame: pd.DataFrame) -> pd.DataFrame:
     survivor = frame["node"].to_numpy() == frame["survivor"].to_numpy()
     exact = frame["node"].to_numpy() != frame["rep"].to_numpy()
     reason = np.where(survivor, None, np.where(exact, REASON_EXACT, REASON_MINHASH))
+    # An exact copy is the text of its representative: 1.0 with it, the representative's with the survivor.
+    jaccard = np.where(survivor, np.nan, np.where(frame["rep"].to_numpy() == frame["survivor"].to_numpy(), 1.0,
+                                                  frame["jaccard"].to_numpy(np.float64)))
     return pd.DataFrame(
         {
             "part": frame["part"].to_numpy(np.int64),
@@ -166,6 +216,7 @@ def decide(frame: pd.DataFrame) -> pd.DataFrame:
             "duplicate_of": pd.array(np.where(survivor, None, frame["survivor_id"].to_numpy(dtype=object)), dtype="string"),
             "dup_cluster": pd.array(frame["survivor_id"].to_numpy(dtype=object), dtype="string"),
             "dup_cluster_size": frame["cluster_size"].to_numpy(np.int64),
+            "duplicate_jaccard": jaccard.astype(np.float32),
             "survivor": frame["survivor"].to_numpy(np.int64),
             "first_line": pd.array(frame["first_line"].to_numpy(dtype=object), dtype="string"),
         }
@@ -181,18 +232,15 @@ def near_duplicate_labels(reps: Any, settings: ClusterSettings) -> tuple[Any, di
 
     meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "node": pd.Series(dtype="int64")})
     buckets = reps.map_partitions(bucket_rows, settings.bands, settings.rows, settings.sig_dtype, meta=meta)
-    # Buckets carry nodes only; the few candidate pairs fetch their signatures by two joins
-    # afterwards, instead of every doc's signature travelling once per band through the shuffle.
+    # Buckets carry nodes only; the few candidate pairs fetch their shingle sets by two joins
+    # afterwards, instead of every doc's set travelling once per band through the shuffle.
     candidates = buckets.shuffle(on="bucket", npartitions=settings.npartitions).map_partitions(
-        star_edges, meta=EDGES_META
+        bucket_pairs, meta=EDGES_META
     ).drop_duplicates(split_out=settings.npartitions).persist()
     edges = candidates
-    if settings.verify_threshold is not None:
-        sigs = reps[["node", "sig"]]
-        pairs = candidates.merge(sigs.rename(columns={"node": "hi", "sig": "sig_hi"}), on="hi").merge(
-            sigs.rename(columns={"node": "lo", "sig": "sig_lo"}), on="lo"
-        )
-        edges = pairs.map_partitions(passing_edges, settings.sig_dtype, settings.verify_threshold, meta=EDGES_META)
+    if settings.verify:
+        pairs = with_sets(candidates, reps[["node", "shingle_set"]], {"hi": "set_hi", "lo": "set_lo"})
+        edges = pairs.map_partitions(passing_edges, settings.set_dtype, settings.threshold, meta=EDGES_META)
     edges = edges.persist()
     n_candidates, n_edges = dask.compute(candidates.shape[0], edges.shape[0])
     counts = {"candidate_edges": int(n_candidates), "edges": int(n_edges), "components_rounds": 0}
@@ -208,6 +256,13 @@ def near_duplicate_labels(reps: Any, settings: ClusterSettings) -> tuple[Any, di
     return labels, counts
 
 
+def survivors_of(rank: Any, settings: ClusterSettings) -> Any:
+    """Each clustered representative with its component's survivor, by a shuffle on the component."""
+    return rank.shuffle(on="comp", npartitions=settings.npartitions).map_partitions(
+        pick_survivors, settings.keep, meta=pick_survivors(rank._meta, settings.keep)
+    )
+
+
 def assign_clusters(docs: Any, settings: ClusterSettings) -> tuple[Any, dict[str, Any]]:
     """(mapping frame of every doc in a cluster of two or more, counts) for the docs frame.
 
@@ -220,7 +275,8 @@ def assign_clusters(docs: Any, settings: ClusterSettings) -> tuple[Any, dict[str
     docs = docs.persist()
     reps = docs[docs["node"] == docs["rep"]]
     counts: dict[str, Any] = {"candidate_edges": 0, "edges": 0, "components_method": "none", "components_rounds": 0}
-    rank = reps[["node", "exact_size", *RANK_COLUMNS]]
+    split_off_count = 0
+    rank = reps[["node", "exact_size", *RANK_COLUMNS]].assign(jaccard=np.float64(np.nan))
     if settings.minhash:
         labels, counts = near_duplicate_labels(reps, settings)
         rank = rank.merge(labels.astype({"comp": "Int64"}), on="node", how="left")
@@ -228,12 +284,19 @@ def assign_clusters(docs: Any, settings: ClusterSettings) -> tuple[Any, dict[str
     else:
         rank = rank[rank["exact_size"] > 1]
         rank = rank.assign(comp=rank["node"])
-    survivors = rank.shuffle(on="comp", npartitions=settings.npartitions).map_partitions(
-        pick_survivors, settings.keep, meta=pick_survivors(rank._meta, settings.keep)
-    )
+    survivors = survivors_of(rank, settings)
+    if settings.minhash and settings.verify:
+        members = survivors[survivors["rep"] != survivors["survivor"]][["rep", "survivor"]]
+        joined = with_sets(members, reps[["node", "shingle_set"]], {"rep": "set_rep", "survivor": "set_survivor"})
+        measured = joined.map_partitions(survivor_jaccard, settings.set_dtype,
+                                         meta=survivor_jaccard(joined._meta, settings.set_dtype)).persist()
+        rank = rank.drop(columns="jaccard").merge(measured, on="node", how="left")
+        rank = rank.map_partitions(split_off, settings.threshold, meta=rank._meta)
+        survivors = survivors_of(rank, settings)
+        split_off_count = int((measured["jaccard"] < settings.threshold).sum().compute())
     clustered = docs[["node", "rep", "src", "part", "row", "first_line"]].merge(survivors, on="rep", how="inner")
     mapping = clustered.map_partitions(decide, meta=decide(clustered._meta))
-    return mapping.persist(), counts
+    return mapping.persist(), {**counts, "split_off": split_off_count}
 
 
 def first_members(frame: pd.DataFrame) -> pd.DataFrame:

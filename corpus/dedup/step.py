@@ -38,6 +38,7 @@ from tokenmill.corpus.dedup.clusters import (
     cluster_report,
     with_nodes,
 )
+from tokenmill.corpus.dedup.jaccard import shingle_sets
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.parts import Batch, PartWriter, run_parts
 from tokenmill.corpus.store.schema import DOC_FIELDS, rejected_schema
@@ -47,17 +48,22 @@ from tokenmill.corpus.store.step import Version, VersionKey, Written, commit_ver
 from tokenmill.corpus.store.versions import Attempt, FileEntry, Store
 
 STEP = "dedup"
-CODE_VERSION = "dedup-v2"
+CODE_VERSION = "dedup-v3"
 SIGNATURES = "signatures"
 CLUSTERS = "clusters"
 CLUSTER_FILE = "clusters.pq"
 FIRST_LINE_CHARS = 120
+# How far below the threshold the LSH is tuned by default: at 0.8, 18 bands x 7 rows make a pair
+# at J = 0.8 a candidate with probability 0.986 (the 9 x 13 tuned at 0.8 itself: 0.40).
+CANDIDATE_MARGIN = 0.2
 # Settings that change a signature: `against` versions must have been signed with the same.
 SIGNATURE_SETTINGS = ("ngram", "normalize_digits", "num_perm", "seed", "scheme", "exact_strip_punctuation")
 
 KEPT_SCHEMA = pa.schema(
     [*DOC_FIELDS, pa.field("dup_cluster", pa.string()), pa.field("dup_cluster_size", pa.int64())]
 )
+# A removed doc's row names its survivor (`duplicate_of`) and their exact Jaccard (1.0 for a copy).
+REJECTED_SCHEMA = pa.schema([*rejected_schema(KEPT_SCHEMA), pa.field("duplicate_jaccard", pa.float32())])
 SIGNATURE_SCHEMA = pa.schema(
     [
         pa.field("part", pa.int64()),
@@ -69,6 +75,7 @@ SIGNATURE_SCHEMA = pa.schema(
         pa.field("first_line", pa.string()),
         pa.field("shingles", pa.int64()),
         pa.field("sig", pa.binary()),
+        pa.field("shingle_set", pa.large_binary()),
     ]
 )
 
@@ -86,13 +93,20 @@ class DedupParams(Settings):
     scheme: Literal["affine32", "affine64", "legacy"] = Field(
         default="affine32", description="datasketch permutation scheme (affine32 is datasketch 2's default)"
     )
-    threshold: float = Field(default=0.8, gt=0, lt=1, description="Jaccard similarity above which docs are duplicates")
-    bands: int | None = Field(default=None, ge=1, description="LSH bands; derived from threshold when unset")
+    threshold: float = Field(
+        default=0.8, gt=0, lt=1, description="exact shingle Jaccard at or above which two docs are near-duplicates"
+    )
+    candidate_threshold: float | None = Field(
+        default=None, gt=0, lt=1, description="Jaccard the LSH bands are tuned for (default: threshold - 0.2): lower "
+        "finds more of the pairs just above the threshold, at the cost of more candidate pairs to check exactly"
+    )
+    bands: int | None = Field(default=None, ge=1, description="LSH bands; derived from candidate_threshold when unset")
     rows: int | None = Field(default=None, ge=1, description="signature rows per band; derived with bands")
     false_positive_weight: float = Field(default=0.5, ge=0, le=1, description="weight of false positives in bands x rows")
     false_negative_weight: float = Field(default=0.5, ge=0, le=1, description="weight of false negatives in bands x rows")
     verify: bool = Field(
-        default=True, description="drop candidate pairs whose signature-estimated Jaccard is below threshold"
+        default=True, description="decide each candidate pair, and each removal against its survivor, by the exact "
+        "Jaccard of the two shingle sets (off: every pair sharing a band bucket is a duplicate)"
     )
     keep: Literal["min_id", "longest", "first_seen"] = Field(
         default="min_id", description="which doc of a cluster survives: smallest id, longest text, earliest fetched_at"
@@ -112,9 +126,11 @@ class DedupParams(Settings):
     def _resolve_bands(self) -> DedupParams:
         if (self.bands is None) != (self.rows is None):
             raise ValueError("dedup.bands and dedup.rows are set together or not at all")
+        if self.candidate_threshold is None:
+            self.candidate_threshold = round(max(self.threshold - CANDIDATE_MARGIN, 0.05), 6)
         if self.bands is None:
             self.bands, self.rows = minhash.optimal_bands(
-                self.threshold, self.num_perm, self.false_positive_weight, self.false_negative_weight
+                self.candidate_threshold, self.num_perm, self.false_positive_weight, self.false_negative_weight
             )
         if self.bands * self.rows > self.num_perm:
             raise ValueError(f"dedup.bands x dedup.rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
@@ -146,6 +162,7 @@ def signature_table(table: pa.Table, part: int, first_row: int, params: DedupPar
             "first_line": pa.array([first_line(t) for t in texts], pa.string()),
             "shingles": pa.array(counts),
             "sig": pa.array([sigs[i].tobytes() for i in range(len(texts))], pa.binary()),
+            "shingle_set": shingle_sets(hashes, counts),
         },
         schema=SIGNATURE_SCHEMA,
     )
@@ -170,6 +187,9 @@ def check_against(store: Store, params: DedupParams) -> None:
         manifest = store.manifest(vid)
         if manifest.step != STEP:
             raise ConfigError(f"dedup.against: '{vid}' is a {manifest.step} version, not a dedup version")
+        if manifest.code_version != CODE_VERSION:
+            raise ConfigError(f"dedup.against: '{vid}' was made by {manifest.code_version}, without the shingle "
+                              f"sets {CODE_VERSION} decides by; rerun dedup on its input and use that version")
         differing = [k for k in SIGNATURE_SETTINGS if manifest.params.get(k) != getattr(params, k)]
         if differing:
             raise ConfigError(f"dedup.against: '{vid}' was signed with other {', '.join(differing)}")
@@ -202,7 +222,7 @@ def against_frame(store: Store, vid: str, src: int):
     return joined[joined["dropped"].isna()].drop(columns="dropped")
 
 
-CLUSTER_COLUMNS = ["part", "row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size"]
+CLUSTER_COLUMNS = ["part", "row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size", "duplicate_jaccard"]
 # Signature rows per shuffle partition by default: ~60 MB of rows, and few enough tasks that a
 # small corpus does not pay the shuffles' per-partition costs many times over.
 DOCS_PER_SHUFFLE_PARTITION = 100_000
@@ -238,9 +258,8 @@ def part_clusters(clusters_url: str, index: int) -> pd.DataFrame:
     """This part's slice of the cluster table, indexed by row (empty when none of its docs clusters)."""
     fs, path = fsspec.core.url_to_fs(f"{clusters_url}/part={index}")
     if not fs.exists(path):
-        return pd.DataFrame(columns=["reason", "duplicate_of", "dup_cluster", "dup_cluster_size"])
-    table = pq.read_table(path, filesystem=fs,
-                          columns=["row", "reason", "duplicate_of", "dup_cluster", "dup_cluster_size"])
+        return pd.DataFrame(columns=CLUSTER_COLUMNS[2:])
+    table = pq.read_table(path, filesystem=fs, columns=CLUSTER_COLUMNS[1:])
     return table.to_pandas().set_index("row")
 
 
@@ -264,6 +283,8 @@ def write_part_docs(task: tuple[int, str], clusters_url: str) -> Iterator[Batch]
         rejected = rejected.append_column("reason", pa.array(reason[dropped], pa.string()))
         duplicate_of = rows["duplicate_of"].to_numpy(dtype=object, na_value=None)[dropped]
         rejected = rejected.append_column("duplicate_of", pa.array(duplicate_of, pa.string()))
+        jaccard = rows["duplicate_jaccard"].to_numpy(np.float64, na_value=np.nan)[dropped]
+        rejected = rejected.append_column("duplicate_jaccard", pa.array(jaccard, pa.float32(), from_pandas=True))
         yield Batch(kept=table.filter(pa.array(~dropped)), rejected=rejected)
 
 
@@ -273,11 +294,13 @@ def cluster_settings(params: DedupParams, npartitions: int) -> ClusterSettings:
         minhash=params.minhash,
         bands=params.bands,
         rows=params.rows,
-        verify_threshold=params.threshold if params.verify else None,
+        threshold=params.threshold,
+        verify=params.verify,
         keep=params.keep,
         max_union_find_edges=params.max_union_find_edges,
         npartitions=params.shuffle_partitions or npartitions,
         sig_dtype="uint64" if params.scheme in ("affine64", "legacy") else "uint32",
+        set_dtype="uint64" if minhash.width_of(params.scheme) == 64 else "uint32",
     )
 
 
@@ -346,7 +369,7 @@ def run_dedup(store: Store, params: DedupParams, client: Any, *, force: bool = F
         clustering = cluster(store, signed, attempt, params)
         files, stats = run_parts(client, list(enumerate(parts)),
                                  partial(write_part_docs, clusters_url=f"{attempt.uri}/{CLUSTERS}"),
-                                 attempt.uri, KEPT_SCHEMA, rejected_schema(KEPT_SCHEMA), f"{STEP} {key.id}")
+                                 attempt.uri, KEPT_SCHEMA, REJECTED_SCHEMA, f"{STEP} {key.id}")
         figures = dedup_figures(stats, params, signed)
         headline = {**stats.headline(), "exact_removed": figures["exact_removed"],
                     "near_removed": figures["near_removed"]}

@@ -78,7 +78,7 @@ def test_finds_exact_and_near_duplicates_keeps_the_rest(store, client, tmp_path,
     stats = store.read_json(version.id, "stats.json")
     assert stats["docs_in"] == 16 == stats["docs_out"] + stats["docs_rejected"]
     assert (stats["exact_removed"], stats["near_removed"]) == (1, 2)
-    assert (stats["bands"], stats["rows"]) == optimal_bands(0.8, 128)
+    assert (stats["bands"], stats["rows"]) == optimal_bands(0.6, 128)  # tuned 0.2 below the threshold
     assert stats["cluster_size_histogram"] == {"2": 1, "3": 1}
     assert stats["largest_clusters"][0]["size"] == 3
     paths = [f.path for f in version.manifest.files]
@@ -149,7 +149,9 @@ def test_against_must_be_a_dedup_version_with_the_same_signatures(store, client,
 
 
 def test_params_resolve_bands_and_reject_bad_settings():
-    assert (DedupParams(threshold=0.7).bands, DedupParams(threshold=0.7).rows) == optimal_bands(0.7, 128)
+    assert (DedupParams(threshold=0.7).bands, DedupParams(threshold=0.7).rows) == optimal_bands(0.5, 128)
+    tuned = DedupParams(threshold=0.7, candidate_threshold=0.7)
+    assert (tuned.bands, tuned.rows) == optimal_bands(0.7, 128)
     assert (DedupParams(bands=16, rows=8).bands, DedupParams(bands=16, rows=8).rows) == (16, 8)
     with pytest.raises(ValueError, match="together"):
         DedupParams(bands=4)
@@ -201,3 +203,34 @@ def test_copies_spread_over_parts_form_one_group_and_one_cluster_file_per_part(s
     for entry in clusters:
         data = store.fs.cat(store.file_path(version.id, entry.path))
         assert (len(data), hashlib.sha256(data).hexdigest()) == (entry.bytes, entry.sha256)
+
+
+def window(start: int, stop: int) -> str:
+    """Words start..stop-1 of one sequence of distinct words: 5-word shingles start..stop-5."""
+    return " ".join(f"u{i}" for i in range(start, stop))
+
+
+def test_pairs_are_decided_by_exact_jaccard_whatever_the_signatures_say(store, client, tmp_path, write_jsonl):
+    """Prefixes of one text: 81 and 79 of its 100 shingles. With 64 bands of 2 rows both pairs are
+    candidates for certain, and the signatures estimate either near 0.8; the exact sets decide."""
+    docs = [{"text": window(0, 104), "url": "http://t/full"}, {"text": window(0, 85), "url": "http://t/j081"},
+            {"text": window(1000, 1104), "url": "http://u/full"}, {"text": window(1000, 1083), "url": "http://u/j079"}]
+    vid = load(store, client, tmp_path, write_jsonl, docs, "exact")
+    version = run_dedup(store, DedupParams(bands=64, rows=2, keep="longest"), client, input_version=vid)
+    rejected = store.read_docs(version.id, columns=["source", "reason", "duplicate_jaccard"], kind="rejected").compute()
+    assert rejected["source"].tolist() == ["http://t/j081"]
+    assert rejected["duplicate_jaccard"].tolist() == [pytest.approx(0.81)]
+
+
+def test_no_doc_is_removed_for_a_survivor_it_does_not_resemble(store, client, tmp_path, write_jsonl):
+    """A~B (J 0.91) and B~C (0.85) chain C to A (0.78): A survives as the longest, B goes, C stays."""
+    docs = [{"text": window(0, 110), "url": "http://c/a"}, {"text": window(8, 112), "url": "http://c/b"},
+            {"text": window(16, 120), "url": "http://c/c"}]
+    vid = load(store, client, tmp_path, write_jsonl, docs, "chain")
+    version = run_dedup(store, DedupParams(keep="longest"), client, input_version=vid)
+    rejected, kept = outcome(store, version.id)
+    assert rejected == {"http://c/b": ("dedup:minhash", "http://c/a")}
+    assert kept == {"http://c/a": ("http://c/a", 2), "http://c/c": ("http://c/c", 1)}
+    measured = store.read_docs(version.id, columns=["duplicate_jaccard"], kind="rejected").compute()
+    assert measured["duplicate_jaccard"].tolist() == [pytest.approx(98 / 108)]
+    assert store.read_json(version.id, "stats.json")["split_off"] == 1
