@@ -92,10 +92,10 @@ def test_drop_rows_conserve_docs():
     assert drop_rows({"vocab_size": 10}) == []
 
 
-def test_older_reason_names_read_in_todays_words(store):
+def test_older_reason_names_read_in_todays_words(store, commit_parts):
     """A filter-v1 version said `language.keep` for docs outside the keep list; reports say `not_kept`."""
     stats = {"docs_in": 5, "docs_out": 3, "rejected": {"filter:language.keep": {"docs": 2, "bytes": 9}}}
-    key = VersionKey("filter", "filter-v1", {}, ("load-000000000000",))
+    key = VersionKey("filter", "filter-v1", {}, (commit_parts(store, "older"),))
     version = commit_version(store, key, lambda attempt: Written([], stats))
     rows = drop_rows(read_stats(store, version.manifest))
     assert [r["outcome"] for r in rows] == ["kept", "filter:language.not_kept"]
