@@ -96,18 +96,6 @@ def global_reps(frame: pd.DataFrame, keep: str) -> pd.DataFrame:
                          "exact_size": grouped["local_size"].transform("sum").to_numpy(np.int64)})
 
 
-def exact_groups(docs: Any, settings: ClusterSettings) -> Any:
-    """Every doc with its exact group's representative (first in `keep` order) and size. Copies are
-    grouped within each input partition first, so the shuffle by text key carries one row per
-    partition and key: a boilerplate text with millions of copies never lands whole on one worker."""
-    local = docs.map_partitions(local_exact_groups, settings.keep, meta=local_exact_groups(docs._meta, settings.keep))
-    heads = local[local["node"] == local["local_rep"]][["node", "local_size", *RANK_COLUMNS]]
-    reps = heads.shuffle(on="key", npartitions=settings.npartitions).map_partitions(
-        global_reps, settings.keep, meta=global_reps(heads._meta, settings.keep))
-    grouped = local.merge(reps, on="local_rep", how="inner", npartitions=settings.npartitions)
-    return grouped.drop(columns=["local_rep", "local_size"])
-
-
 def signature_matrix(values: pd.Series, dtype: str) -> np.ndarray:
     """The binary signature column as a (docs x num_perm) array."""
     items = values.tolist()
@@ -223,80 +211,158 @@ def decide(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def near_duplicate_labels(reps: Any, settings: ClusterSettings) -> tuple[Any, dict[str, Any]]:
-    """(labels frame of node -> component minimum, counts) from the exact representatives' signatures."""
-    import dask
-    import dask.dataframe as dd
-    from dask import delayed
-    from distributed import wait
+MAPPING_META = pd.DataFrame({
+    "part": pd.Series(dtype="int64"), "row": pd.Series(dtype="int64"), "src": pd.Series(dtype="int64"),
+    "reason": pd.Series(dtype="string"), "duplicate_of": pd.Series(dtype="string"),
+    "dup_cluster": pd.Series(dtype="string"), "dup_cluster_size": pd.Series(dtype="int64"),
+    "duplicate_jaccard": pd.Series(dtype="float32"), "survivor": pd.Series(dtype="int64"),
+    "first_line": pd.Series(dtype="string"),
+})
+BUCKETS_META = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "node": pd.Series(dtype="int64")})
 
-    meta = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "node": pd.Series(dtype="int64")})
-    buckets = reps.map_partitions(bucket_rows, settings.bands, settings.rows, settings.sig_dtype, meta=meta)
+
+class InOneTask:
+    """The cluster stages' frame operations on one pandas frame: a corpus whose signatures fit one
+    worker is clustered in one task, without the fixed cost of a dozen shuffles."""
+
+    def each(self, frame: pd.DataFrame, fn: Any, *args: Any, meta: Any = None) -> pd.DataFrame:
+        return fn(frame, *args)
+
+    def by(self, frame: pd.DataFrame, column: str, fn: Any, *args: Any, meta: Any = None) -> pd.DataFrame:
+        return fn(frame, *args)
+
+    def merge(self, left: pd.DataFrame, right: pd.DataFrame, **how: Any) -> pd.DataFrame:
+        return left.merge(right, **how)
+
+    def distinct(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.drop_duplicates()
+
+    def persist(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame
+
+    def sizes(self, *frames: pd.DataFrame) -> list[int]:
+        return [len(frame) for frame in frames]
+
+    def labels(self, edges: pd.DataFrame, n_edges: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+        return single_task_labels([edges]), {"components_method": "single_task", "components_rounds": 0}
+
+
+class OnDask:
+    """The same operations on Dask frames: `by` is a shuffle on the column, then the function per partition."""
+
+    def __init__(self, settings: ClusterSettings):
+        self.npartitions, self.max_edges = settings.npartitions, settings.max_union_find_edges
+
+    def each(self, frame: Any, fn: Any, *args: Any, meta: Any = None) -> Any:
+        return frame.map_partitions(fn, *args, meta=fn(frame._meta, *args) if meta is None else meta)
+
+    def by(self, frame: Any, column: str, fn: Any, *args: Any, meta: Any = None) -> Any:
+        return self.each(frame.shuffle(on=column, npartitions=self.npartitions), fn, *args, meta=meta)
+
+    def merge(self, left: Any, right: Any, **how: Any) -> Any:
+        return left.merge(right, npartitions=self.npartitions, **how)
+
+    def distinct(self, frame: Any) -> Any:
+        return frame.drop_duplicates(split_out=self.npartitions)
+
+    def persist(self, frame: Any) -> Any:
+        return frame.persist()
+
+    def sizes(self, *frames: Any) -> list[int]:
+        import dask
+
+        return [int(n) for n in dask.compute(*(frame.shape[0] for frame in frames))]
+
+    def labels(self, edges: Any, n_edges: int) -> tuple[Any, dict[str, Any]]:
+        """One task while the edges fit one worker (scipy), else large-star/small-star rounds."""
+        import dask.dataframe as dd
+        from dask import delayed
+        from distributed import wait
+
+        if n_edges <= self.max_edges:
+            labels = dd.from_delayed([delayed(single_task_labels)(edges.to_delayed())], meta=single_task_labels([]))
+            counts = {"components_method": "single_task", "components_rounds": 0}
+        else:
+            labels, rounds = distributed_labels(edges, self.npartitions)
+            counts = {"components_method": "distributed", "components_rounds": rounds}
+        # Persisted and waited for while `edges` is still referenced: the delayed path holds only its keys.
+        labels = labels.persist()
+        wait(labels)
+        return labels, counts
+
+
+def exact_groups(docs: Any, settings: ClusterSettings, ops: Any) -> Any:
+    """Every doc with its exact group's representative (first in `keep` order) and size. Copies are
+    grouped within each input partition first, so the shuffle by text key carries one row per
+    partition and key: a boilerplate text with millions of copies never lands whole on one worker."""
+    local = ops.each(docs, local_exact_groups, settings.keep)
+    heads = local[local["node"] == local["local_rep"]][["node", "local_size", *RANK_COLUMNS]]
+    reps = ops.by(heads, "key", global_reps, settings.keep)
+    return ops.merge(local, reps, on="local_rep", how="inner").drop(columns=["local_rep", "local_size"])
+
+
+def near_duplicate_labels(reps: Any, settings: ClusterSettings, ops: Any) -> tuple[Any, dict[str, Any]]:
+    """(labels frame of node -> component minimum, counts) from the exact representatives' signatures."""
+    buckets = ops.each(reps, bucket_rows, settings.bands, settings.rows, settings.sig_dtype, meta=BUCKETS_META)
     # Buckets carry nodes only; the few candidate pairs fetch their shingle sets by two joins
     # afterwards, instead of every doc's set travelling once per band through the shuffle.
-    candidates = buckets.shuffle(on="bucket", npartitions=settings.npartitions).map_partitions(
-        bucket_pairs, meta=EDGES_META
-    ).drop_duplicates(split_out=settings.npartitions).persist()
+    candidates = ops.persist(ops.distinct(ops.by(buckets, "bucket", bucket_pairs, meta=EDGES_META)))
     edges = candidates
     if settings.verify:
         pairs = with_sets(candidates, reps[["node", "shingle_set"]], {"hi": "set_hi", "lo": "set_lo"})
-        edges = pairs.map_partitions(passing_edges, settings.set_dtype, settings.threshold, meta=EDGES_META)
-    edges = edges.persist()
-    n_candidates, n_edges = dask.compute(candidates.shape[0], edges.shape[0])
-    counts = {"candidate_edges": int(n_candidates), "edges": int(n_edges), "components_rounds": 0}
-    if n_edges <= settings.max_union_find_edges:
-        counts["components_method"] = "single_task"
-        labels = dd.from_delayed([delayed(single_task_labels)(edges.to_delayed())], meta=single_task_labels([]))
-    else:
-        counts["components_method"] = "distributed"
-        labels, counts["components_rounds"] = distributed_labels(edges, settings.npartitions)
-    # Persisted and waited for while `edges` is still referenced: the delayed path holds only its keys.
-    labels = labels.persist()
-    wait(labels)
-    return labels, counts
+        edges = ops.each(pairs, passing_edges, settings.set_dtype, settings.threshold, meta=EDGES_META)
+    edges = ops.persist(edges)
+    n_candidates, n_edges = ops.sizes(candidates, edges)
+    labels, how = ops.labels(edges, n_edges)
+    return labels, {"candidate_edges": n_candidates, "edges": n_edges, **how}
 
 
-def survivors_of(rank: Any, settings: ClusterSettings) -> Any:
-    """Each clustered representative with its component's survivor, by a shuffle on the component."""
-    return rank.shuffle(on="comp", npartitions=settings.npartitions).map_partitions(
-        pick_survivors, settings.keep, meta=pick_survivors(rank._meta, settings.keep)
-    )
-
-
-def assign_clusters(docs: Any, settings: ClusterSettings) -> tuple[Any, dict[str, Any]]:
-    """(mapping frame of every doc in a cluster of two or more, counts) for the docs frame.
+def assign_clusters(docs: Any, settings: ClusterSettings, ops: Any) -> tuple[Any, dict[str, Any]]:
+    """(mapping frame of every doc in a cluster of two or more, counts) for the docs frame: one
+    pandas frame with `InOneTask`, a Dask frame with `OnDask`; the same stages either way.
 
     `docs` holds the signature rows of all sources with `with_nodes` applied.
     """
     if settings.exact:
-        docs = exact_groups(docs, settings)
+        docs = exact_groups(docs, settings, ops)
     else:
         docs = docs.assign(rep=docs["node"], exact_size=np.int64(1))
-    docs = docs.persist()
+    docs = ops.persist(docs)
     reps = docs[docs["node"] == docs["rep"]]
     counts: dict[str, Any] = {"candidate_edges": 0, "edges": 0, "components_method": "none", "components_rounds": 0}
-    split_off_count = 0
     rank = reps[["node", "exact_size", *RANK_COLUMNS]].assign(jaccard=np.float64(np.nan))
     if settings.minhash:
-        labels, counts = near_duplicate_labels(reps, settings)
-        rank = rank.merge(labels.astype({"comp": "Int64"}), on="node", how="left")
-        rank = rank.map_partitions(in_clusters, meta=in_clusters(rank._meta))
+        labels, counts = near_duplicate_labels(reps, settings, ops)
+        rank = ops.each(rank.merge(labels.astype({"comp": "Int64"}), on="node", how="left"), in_clusters)
     else:
         rank = rank[rank["exact_size"] > 1]
         rank = rank.assign(comp=rank["node"])
-    survivors = survivors_of(rank, settings)
+    survivors = ops.by(rank, "comp", pick_survivors, settings.keep)
+    split = 0
     if settings.minhash and settings.verify:
         members = survivors[survivors["rep"] != survivors["survivor"]][["rep", "survivor"]]
         joined = with_sets(members, reps[["node", "shingle_set"]], {"rep": "set_rep", "survivor": "set_survivor"})
-        measured = joined.map_partitions(survivor_jaccard, settings.set_dtype,
-                                         meta=survivor_jaccard(joined._meta, settings.set_dtype)).persist()
-        rank = rank.drop(columns="jaccard").merge(measured, on="node", how="left")
-        rank = rank.map_partitions(split_off, settings.threshold, meta=rank._meta)
-        survivors = survivors_of(rank, settings)
-        split_off_count = int((measured["jaccard"] < settings.threshold).sum().compute())
+        measured = ops.persist(ops.each(joined, survivor_jaccard, settings.set_dtype))
+        rank = ops.each(rank.drop(columns="jaccard").merge(measured, on="node", how="left"), split_off,
+                        settings.threshold)
+        survivors = ops.by(rank, "comp", pick_survivors, settings.keep)
+        (split,) = ops.sizes(measured[measured["jaccard"] < settings.threshold])
     clustered = docs[["node", "rep", "src", "part", "row", "first_line"]].merge(survivors, on="rep", how="inner")
-    mapping = clustered.map_partitions(decide, meta=decide(clustered._meta))
-    return mapping.persist(), {**counts, "split_off": split_off_count}
+    mapping = ops.persist(ops.each(clustered, decide))
+    return mapping, {**counts, "split_off": split}
+
+
+def assign_clusters_in_one_task(files: list[str], settings: ClusterSettings) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """`assign_clusters` of this version's signature files, read whole into this task."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    frames = []
+    for url in files:
+        with fsspec.open(url, "rb") as f:
+            frames.append(pq.read_table(f).to_pandas())
+    docs = with_nodes(pd.concat(frames, ignore_index=True), 0)
+    return assign_clusters(docs, settings, InOneTask())
 
 
 def first_members(frame: pd.DataFrame) -> pd.DataFrame:

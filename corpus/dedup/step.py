@@ -31,10 +31,13 @@ from pydantic import Field, model_validator
 
 from tokenmill.corpus.dedup import minhash
 from tokenmill.corpus.dedup.clusters import (
+    MAPPING_META,
     REASON_EXACT,
     REASON_MINHASH,
     ClusterSettings,
+    OnDask,
     assign_clusters,
+    assign_clusters_in_one_task,
     cluster_report,
     with_nodes,
 )
@@ -113,6 +116,11 @@ class DedupParams(Settings):
     )
     against: list[str] = Field(
         default_factory=list, description="earlier dedup versions to deduplicate against; their docs always win"
+    )
+    single_task_docs: int = Field(
+        default=200_000, ge=0, description="corpora of up to this many docs (and no `against`) are clustered in one "
+        "task: about 3 KB of a worker's memory per doc, none of the fixed cost of a dozen Dask shuffles; above, "
+        "by shuffles, in bounded memory whatever the size"
     )
     max_union_find_edges: int = Field(
         default=5_000_000, ge=0, description="edges up to which components are found in one task (scipy); "
@@ -331,17 +339,25 @@ class Clustering:
 
 def cluster(store: Store, signed: Signed, attempt: Attempt, params: DedupParams) -> Clustering:
     """Stage 2: clusters of this version's docs (and of the `against` versions') written to `clusters/`,
-    with the clustering's counts and cluster-size report."""
+    with the clustering's counts and cluster-size report. Up to `single_task_docs` docs and no
+    `against`, in one task; else by Dask shuffles."""
+    import dask
     import dask.dataframe as dd
 
-    frames = [signature_frame([f"{attempt.uri}/{e.path}" for e in signed.files], 0)]
-    frames += [against_frame(store, v, src) for src, v in enumerate(params.against, start=1)]
-    docs = dd.concat(frames) if len(frames) > 1 else frames[0]
-    default_partitions = min(docs.npartitions, -(-signed.docs // DOCS_PER_SHUFFLE_PARTITION))
-    settings = cluster_settings(params, max(default_partitions, 1))
-    mapping, counts = assign_clusters(docs, settings)
-    files = write_clusters(mapping, f"{attempt.uri}/{CLUSTERS}", settings.npartitions)
-    return Clustering(files, {**counts, **cluster_report(mapping)})
+    files = [f"{attempt.uri}/{e.path}" for e in signed.files]
+    if signed.docs <= params.single_task_docs and not params.against:
+        settings = cluster_settings(params, 1)
+        (done,) = dask.persist(dask.delayed(assign_clusters_in_one_task, nout=2)(files, settings))
+        mapping, counts = dd.from_delayed([done[0]], meta=MAPPING_META), done[1].compute()
+    else:
+        frames = [signature_frame(files, 0)]
+        frames += [against_frame(store, v, src) for src, v in enumerate(params.against, start=1)]
+        docs = dd.concat(frames) if len(frames) > 1 else frames[0]
+        default_partitions = min(docs.npartitions, -(-signed.docs // DOCS_PER_SHUFFLE_PARTITION))
+        settings = cluster_settings(params, max(default_partitions, 1))
+        mapping, counts = assign_clusters(docs, settings, OnDask(settings))
+    files_written = write_clusters(mapping, f"{attempt.uri}/{CLUSTERS}", settings.npartitions)
+    return Clustering(files_written, {**counts, **cluster_report(mapping)})
 
 
 def dedup_figures(stats: DocStats, params: DedupParams, signed: Signed) -> dict[str, Any]:
