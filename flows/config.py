@@ -144,6 +144,8 @@ def _render_section(path: str, model: type[BaseModel], values: dict[str, Any], l
             lines.append(f"# {field.description}")
         value = values[name]
         lines.append(f"# {name} =  (unset)" if value is None else f"{name} = {_toml_value(value)}")
+    if hasattr(model, "settings_notes"):
+        lines += [f"# {line}" for line in model(**values).settings_notes()]
     lines.append("")
     for name, field, annotation in nested:
         if field.description:

@@ -59,6 +59,7 @@ FIRST_LINE_CHARS = 120
 # How far below the threshold the LSH is tuned by default: at 0.8, 18 bands x 7 rows make a pair
 # at J = 0.8 a candidate with probability 0.986 (the 9 x 13 tuned at 0.8 itself: 0.40).
 CANDIDATE_MARGIN = 0.2
+CURVE_POINTS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 # Settings that change a signature: `against` versions must have been signed with the same.
 SIGNATURE_SETTINGS = ("ngram", "normalize_digits", "num_perm", "seed", "scheme", "exact_strip_punctuation")
 
@@ -129,6 +130,30 @@ class DedupParams(Settings):
     shuffle_partitions: int | None = Field(
         default=None, ge=1, description="partitions of each shuffle (default: one per 100k docs, at most one per part)"
     )
+
+    def expected_recall(self) -> list[tuple[float, float, float]]:
+        """(low, high, recall) per Jaccard band of width 0.05 from the threshold up: the mean chance that
+        a pair in the band becomes a candidate (the exact check then keeps every one of them)."""
+        edges = np.round(np.arange(self.threshold, 1.0 + 1e-9, 0.05), 6)
+        bands = []
+        for low, high in zip(edges[:-1], edges[1:]):
+            grid = np.linspace(low, high, 101)
+            bands.append((float(low), float(high), float(np.mean(1 - (1 - grid**self.rows) ** self.bands))))
+        return bands
+
+    def settings_notes(self) -> list[str]:
+        """What the LSH settings mean at this threshold: the S-curve, the recall to expect per
+        Jaccard band, and what a wider LSH costs (printed by `tokenmill settings dedup`)."""
+        curve = ", ".join(f"{j}: {minhash.s_curve(j, self.bands, self.rows):.3f}" for j in CURVE_POINTS)
+        recall = ", ".join(f"[{low:.2f}, {high:.2f}) {r:.3f}" for low, high, r in self.expected_recall())
+        return [
+            f"LSH: {self.bands} bands x {self.rows} rows, tuned for J = {self.candidate_threshold}; the chance that a",
+            f"pair of docs becomes a candidate (S-curve) at J {curve}.",
+            f"Expected recall by true Jaccard: {recall}.",
+            f"Candidates are decided by exact Jaccard >= {self.threshold}, so a wider LSH costs time, never",
+            f"precision: each doc puts {self.bands} bucket rows through the shuffle, and each candidate pair is one",
+            "exact check (a merge of two sorted shingle sets).",
+        ]
 
     @model_validator(mode="after")
     def _resolve_bands(self) -> DedupParams:
@@ -369,6 +394,8 @@ def dedup_figures(stats: DocStats, params: DedupParams, signed: Signed) -> dict[
         "rows": params.rows,
         "threshold": params.threshold,
         "s_curve_at_threshold": round(minhash.s_curve(params.threshold, params.bands, params.rows), 6),
+        "candidate_threshold": params.candidate_threshold,
+        "expected_recall": {f"{low:.2f}-{high:.2f}": round(r, 4) for low, high, r in params.expected_recall()},
         "signed_docs": signed.docs,
         "shingles": signed.shingles,
     }
