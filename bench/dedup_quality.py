@@ -109,18 +109,26 @@ def labelled_corpus(texts: list[str]) -> tuple[list[dict[str, str]], list[tuple[
     return records, pairs
 
 
-def clusters_by_source(store: Store, vid: str) -> dict[str, str]:
-    """The cluster (survivor id) of every doc, kept or rejected."""
+def clusters_by_source(store: Store, vid: str) -> tuple[dict[str, str], set[str]]:
+    """(the cluster (survivor id) of every doc, kept or rejected; the sources kept)."""
     kept = store.read_docs(vid, columns=["source", "dup_cluster"]).compute()
     found = dict(zip(kept["source"], kept["dup_cluster"]))
     if store.files(vid, "rejected"):
         rejected = store.read_docs(vid, columns=["source", "duplicate_of"], kind="rejected").compute()
         found.update(zip(rejected["source"], rejected["duplicate_of"]))
-    return found
+    return found, set(kept["source"])
 
 
-def score(pairs: list[tuple[str, str, float]], cluster: dict[str, str], threshold: float) -> dict[str, Any]:
-    """Precision, recall and F1 over the labelled pairs, and the merge rate per true-Jaccard band."""
+def band_recall(pairs: list[tuple[str, str, float]], cluster: dict[str, str], low: float, high: float) -> float | None:
+    """The share of the labelled pairs with low <= true Jaccard < high that landed in one cluster."""
+    band = [cluster[o] == cluster[c] for o, c, j in pairs if low <= j < high]
+    return round(sum(band) / len(band), 4) if band else None
+
+
+def score(pairs: list[tuple[str, str, float]], cluster: dict[str, str], threshold: float,
+          kept: set[str]) -> dict[str, Any]:
+    """Precision, recall and F1 over the labelled pairs, recall in the bands just above the threshold,
+    true pairs with both docs removed (a true cluster lost), and the merge rate per true-Jaccard band."""
     tp = fp = fn = 0
     bands: dict[str, list[int]] = {}
     for original, copy, j in pairs:
@@ -139,6 +147,9 @@ def score(pairs: list[tuple[str, str, float]], cluster: dict[str, str], threshol
         "recall": round(recall, 4),
         "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
         "merged_below_0.5": sum(cluster[o] == cluster[c] for o, c, j in pairs if j < 0.5),
+        "recall_0.80_0.90": band_recall(pairs, cluster, 0.8, 0.9),
+        "recall_0.90_1.00": band_recall(pairs, cluster, 0.9, 1.01),
+        "true_pairs_fully_removed": sum(o not in kept and c not in kept for o, c, j in pairs if j >= threshold),
         "merge_rate_by_jaccard": {k: f"{v[0]}/{v[1]}" for k, v in sorted(bands.items())},
     }
 
@@ -151,9 +162,10 @@ def run_quality(texts: list[str], workdir: Path, client: Any, params: DedupParam
     store = Store(str(workdir / "store"))
     loaded = run_load(store, LoadParams(paths=[str(path)], source_field="url"), client)
     version = run_dedup(store, params, client, input_version=loaded.id)
-    cluster = clusters_by_source(store, version.id)
+    cluster, kept = clusters_by_source(store, version.id)
     high = [p for p in pairs if p[2] >= 0.9 or p[2] < 0.5]
-    return {"at_threshold": score(pairs, cluster, params.threshold), "pairs_at_0.9": score(high, cluster, 0.9)}
+    return {"at_threshold": score(pairs, cluster, params.threshold, kept),
+            "pairs_at_0.9": score(high, cluster, 0.9, kept)}
 
 
 def main() -> None:

@@ -178,6 +178,7 @@ def test_labelled_benchmark_f1_at_high_similarity(client, tmp_path):
     result = quality.run_quality(quality.real_texts(60), tmp_path, client, DedupParams())
     assert result["pairs_at_0.9"]["f1"] >= 0.95
     assert result["at_threshold"]["merged_below_0.5"] == 0
+    assert result["at_threshold"]["true_pairs_fully_removed"] == 0
 
 
 def test_copies_spread_over_parts_form_one_group_and_one_cluster_file_per_part(store, client, tmp_path,
