@@ -338,8 +338,6 @@ def _train_locked(store: Store, params: TrainParams, force: bool, key: VersionKe
         return Written(files, stats)
 
     version = commit_version(store, key, write, force=force)
-    # A run of the same settings elsewhere (a second pipeline) may have committed and cleared it first.
-    with contextlib.suppress(FileNotFoundError):
-        store.fs.rm(work, recursive=True)
+    store.fs.rm(work, recursive=True)
     barrier(runtime)
     return version
