@@ -94,29 +94,46 @@ def run(
     """Run the pipeline, or chosen steps, and print each version committed or found cached."""
     if from_version is not None:
         step_of(from_version, "--from")
+    from tokenmill.corpus.store.runtime import check_store_reach, early_cluster
     from tokenmill.corpus.store.versions import Store
-    from tokenmill.corpus.store.workers import check_store_reach
     from tokenmill.flows.config import load_config
-    from tokenmill.flows.pipeline import check_inputs, initial_state, plan_steps
+    from tokenmill.flows.plan import check_inputs, committed_versions, initial_state, plan_steps
     from tokenmill.flows.steps import STEPS
 
     overrides = _overrides(sets, store, dask_address)
     cfg = load_config(config, overrides)
     check_store_reach(cfg.store, cfg.dask)
+    the_store = Store.from_settings(cfg.store)
     order = plan_steps(cfg.pipeline.steps, list(steps or []), from_version)
-    check_inputs(order, initial_state(Store.from_settings(cfg.store), from_version))
-    for name in order:
-        if STEPS[name].preflight is not None:
-            STEPS[name].preflight(getattr(cfg, name))
+    state = initial_state(the_store, from_version)
+    check_inputs(order, state)
+    results = None if force else committed_versions(the_store, cfg, order, state)
+    if results is not None:
+        report_committed(the_store, results)
+    else:
+        for name in order:
+            STEPS[name].check(getattr(cfg, name))
+        with early_cluster(cfg.dask):
+            from tokenmill.flows.pipeline import pipeline
 
-    from tokenmill.flows.pipeline import pipeline
-
-    quiet_flow_failures()
-    results = pipeline(
-        config_path=config, overrides=overrides, steps=list(steps or []), from_version=from_version, force=force
-    )
+            quiet_flow_failures()
+            results = pipeline(config_path=config, overrides=overrides, steps=list(steps or []),
+                               from_version=from_version, force=force)
     if as_json:
         out.print_json(json.dumps(results))
+
+
+def report_committed(store: Any, results: dict[str, str]) -> None:
+    """What a run whose versions are all committed says: each version, cached, and the report of the
+    last, written as a flow would; no flow run is recorded, as nothing ran."""
+    from tokenmill.flows.report.html import write_report
+
+    for name, vid in results.items():
+        err.print(f"{name} {vid} cached", highlight=False)
+    if results:
+        err.print(f"report {write_report(store, list(results.values())[-1])}", highlight=False)
+    err.print("nothing to run: every version is committed (no flow run, no cluster; --force recomputes)",
+              highlight=False, soft_wrap=True, style="dim")
 
 
 @app.command()

@@ -18,20 +18,17 @@ from prefect.artifacts import (
 
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.progress import progress_listener
-from tokenmill.corpus.store.runtime import DaskSettings, dask_client, shared_client
+from tokenmill.corpus.store.runtime import DaskSettings, check_store_reach, dask_client, shared_client
 from tokenmill.corpus.store.step import Version, check_inputs
 from tokenmill.corpus.store.versions import Store, step_of
-from tokenmill.corpus.store.workers import check_store_reach, prepare_workers
+from tokenmill.corpus.store.workers import prepare_workers
 from tokenmill.flows.config import load_config
 from tokenmill.flows.report.data import drop_rows, read_stats
-from tokenmill.flows.report.html import build_report
+from tokenmill.flows.report.html import write_report
 from tokenmill.flows.steps import STEPS
 
 if TYPE_CHECKING:
     from distributed import Client
-
-# Reports the pipeline writes, beside the step folders (no manifest: never taken for a version).
-REPORTS = "reports"
 
 # What the flows say (versions, report, dashboard) goes to a child of Prefect's run logger: its
 # API handler puts the lines in the flow-run logs and Prefect's console handler on stderr, and its
@@ -142,12 +139,8 @@ def publish_summary(version: Version, store: Store) -> None:
 
 
 def publish_report(store: Store, vid: str) -> str:
-    """Write the HTML report of `vid` to `<store>/reports/<vid>.html` and publish its path as a link artifact."""
-    path = f"{store.root}/{REPORTS}/{vid}.html"
-    store.fs.makedirs(f"{store.root}/{REPORTS}", exist_ok=True)
-    with store.fs.open(path, "w", encoding="utf-8") as f:
-        f.write(build_report(store, vid))
-    url = store.fs.unstrip_protocol(path)
+    """Write the HTML report of `vid` (`write_report`) and publish its path as a link artifact."""
+    url = write_report(store, vid)
     create_link_artifact(link=url, link_text=f"report {vid}", key="pipeline-report",
                          description=f"HTML report of {vid}")
     say(f"report {url}")

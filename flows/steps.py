@@ -2,89 +2,109 @@
 
 A step's `run` takes `(store, params, client, force=..., **inputs)` where each input keyword
 names the kind of version it reads (`input_version` a docs version, `tokenizer_version` …);
-`preflight`, when given, checks the step's inputs before any flow starts. Adding a step is
-one entry here.
+`preflight`, when given, checks the step's inputs before any flow starts; `version_id`, when
+given, names the version a run would commit without doing the work, so a run whose versions
+are all committed needs neither Prefect nor Dask. The three are `module:function` references,
+imported on use: the settings models are light, the code behind them (numba, torch, datasketch,
+scipy) takes seconds to import and most commands never run most steps. Adding a step is one
+entry here.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from tokenmill.corpus.clean.step import CleanParams, run_clean
-from tokenmill.corpus.crawl.step import CrawlParams, check_crawl, run_crawl
-from tokenmill.corpus.dedup.step import DedupParams, run_dedup
-from tokenmill.corpus.filter.step import FilterParams, check_filter, run_filter
-from tokenmill.corpus.ingest.load import LoadParams, check_paths, run_load
-from tokenmill.tokenize.pack import PackParams, run_pack
-from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
+from tokenmill.corpus.clean.step import CleanParams
+from tokenmill.corpus.crawl.params import CrawlParams
+from tokenmill.corpus.dedup.params import DedupParams
+from tokenmill.corpus.filter.params import FilterParams
+from tokenmill.corpus.ingest.load import LoadParams
+from tokenmill.tokenize.pack import PackParams
+from tokenmill.tokenize.trainer import TokenizerParams
 from tokenmill.train.params import EvalParams, TrainParams
+
+
+def function(reference: str) -> Callable[..., Any]:
+    """The function a `module:name` reference names, its module imported now."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class StepSpec:
     name: str
     params: type[BaseModel]
-    run: Callable[..., object]
+    runner: str
     inputs: Mapping[str, str]
     produces: str
     summary: str
-    preflight: Callable[[BaseModel], None] | None = None
+    preflight: str | None = None
+    namer: str | None = None
 
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        return function(self.runner)(*args, **kwargs)
 
-def run_train(*args: Any, **kwargs: Any) -> object:
-    """The train step, imported on use: torch takes seconds to import and most commands never train."""
-    from tokenmill.train.loop import run_train as run
+    def check(self, params: BaseModel) -> None:
+        """The step's preflight on its settings, where it has one."""
+        if self.preflight is not None:
+            function(self.preflight)(params)
 
-    return run(*args, **kwargs)
-
-
-def run_eval(*args: Any, **kwargs: Any) -> object:
-    """The eval step, imported on use (see `run_train`)."""
-    from tokenmill.train.eval_step import run_eval as run
-
-    return run(*args, **kwargs)
+    def version_id(self, store: Any, params: BaseModel, **inputs: str) -> str | None:
+        """The id a run would commit, when the step can name it before the work; None when it cannot."""
+        return function(self.namer)(store, params, **inputs).id if self.namer else None
 
 
 STEPS: dict[str, StepSpec] = {
     spec.name: spec
     for spec in [
         StepSpec(
-            "load", LoadParams, run_load, {}, "docs", "load local or fsspec files into a docs version", check_paths
+            "load", LoadParams, "tokenmill.corpus.ingest.load:run_load", {}, "docs",
+            "load local or fsspec files into a docs version", "tokenmill.corpus.ingest.load:check_paths",
+            "tokenmill.corpus.ingest.load:version_key",
         ),
         StepSpec(
-            "crawl", CrawlParams, run_crawl, {}, "docs",
-            "polite, bounded, resumable web crawl from seed URLs into a docs version", check_crawl,
+            "crawl", CrawlParams, "tokenmill.corpus.crawl.step:run_crawl", {}, "docs",
+            "polite, bounded, resumable web crawl from seed URLs into a docs version",
+            "tokenmill.corpus.crawl.step:check_crawl",
         ),
         StepSpec(
-            "clean", CleanParams, run_clean, {"input_version": "docs"}, "docs",
+            "clean", CleanParams, "tokenmill.corpus.clean.step:run_clean", {"input_version": "docs"}, "docs",
             "ftfy, NFC, invisible characters, whitespace and C4 line rules",
+            namer="tokenmill.corpus.clean.step:version_key",
         ),
         StepSpec(
-            "dedup", DedupParams, run_dedup, {"input_version": "docs"}, "docs",
+            "dedup", DedupParams, "tokenmill.corpus.dedup.step:run_dedup", {"input_version": "docs"}, "docs",
             "exact and MinHash near-duplicate removal on Dask; one deterministic survivor per cluster",
+            namer="tokenmill.corpus.dedup.params:version_key",
         ),
         StepSpec(
-            "filter", FilterParams, run_filter, {"input_version": "docs"}, "docs",
-            "ordered quality, language, PII and URL filters; every drop names its rule", check_filter,
+            "filter", FilterParams, "tokenmill.corpus.filter.step:run_filter", {"input_version": "docs"}, "docs",
+            "ordered quality, language, PII and URL filters; every drop names its rule",
+            "tokenmill.corpus.filter.step:check_filter",
         ),
         StepSpec(
-            "tokenizer", TokenizerParams, run_tokenizer, {"input_version": "docs"}, "tokenizer",
-            "train a sentencepiece BPE tokenizer on a deterministic sample of a docs version",
+            "tokenizer", TokenizerParams, "tokenmill.tokenize.trainer:run_tokenizer", {"input_version": "docs"},
+            "tokenizer", "train a sentencepiece BPE tokenizer on a deterministic sample of a docs version",
+            namer="tokenmill.tokenize.trainer:version_key",
         ),
         StepSpec(
-            "pack", PackParams, run_pack, {"input_version": "docs", "tokenizer_version": "tokenizer"}, "pack",
+            "pack", PackParams, "tokenmill.tokenize.pack:run_pack",
+            {"input_version": "docs", "tokenizer_version": "tokenizer"}, "pack",
             "encode docs into token shards: train/val split, decontamination, seeded order",
+            namer="tokenmill.tokenize.pack:version_key",
         ),
         StepSpec(
-            "train", TrainParams, run_train, {"input_version": "pack", "tokenizer_version": "tokenizer"}, "run",
+            "train", TrainParams, "tokenmill.train.loop:run_train",
+            {"input_version": "pack", "tokenizer_version": "tokenizer"}, "run",
             "pretrain a decoder-only Transformer on the pack's shards; scored in bits per byte at the end",
         ),
         StepSpec(
-            "eval", EvalParams, run_eval, {"run_version": "run"}, "eval",
+            "eval", EvalParams, "tokenmill.train.eval_step:run_eval", {"run_version": "run"}, "eval",
             "re-score a committed run: bits per byte and cloze on an eval text set, val loss on its pack",
         ),
     ]

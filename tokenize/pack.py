@@ -40,7 +40,6 @@ from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.tokenize.model import BOS_ID, EOS_ID, TokenizerInfo, load_model, tokenizer_info
 from tokenmill.tokenize.shard_order import (
     BUCKETS,
-    NO_CANDIDATES,
     RANGE_TOKENS,
     SPLITS,
     PartOrder,
@@ -49,6 +48,7 @@ from tokenmill.tokenize.shard_order import (
     bucket_ranges,
     buckets_of,
     cheapest_first,
+    no_candidates,
     plan_shards,
     sort_range,
     write_listing,
@@ -200,7 +200,7 @@ class Encoded:
     parts_with_docs: list[int] = field(default_factory=list)
     bucket_tokens: np.ndarray = field(default_factory=lambda: np.zeros(BUCKETS, np.int64))
     docs: int = 0
-    val: pa.Table = field(default_factory=lambda: NO_CANDIDATES)
+    val: pa.Table = field(default_factory=no_candidates)
     lengths_hist: list[int] = field(default_factory=list)
 
     def add(self, part: EncodedPart, val_max_tokens: int) -> None:
@@ -295,11 +295,16 @@ def pack_headline(encoded: Encoded, shards: Shards, dtype: str, tokenizer: Token
     }
 
 
+def version_key(store: Store, params: PackParams, *, input_version: str, tokenizer_version: str) -> VersionKey:
+    """What names a pack: its settings, its docs and its tokenizer (`store` unused, see `flows.steps`)."""
+    return VersionKey.of(STEP, CODE_VERSION, params, [input_version, tokenizer_version])
+
+
 def run_pack(store: Store, params: PackParams, client: Any, *, force: bool = False, input_version: str,
              tokenizer_version: str) -> Version:
     """Commit a pack version of `input_version` encoded with `tokenizer_version` (or find it cached):
     encode, split, shard, list."""
-    key = VersionKey.of(STEP, CODE_VERSION, params, [input_version, tokenizer_version])
+    key = version_key(store, params, input_version=input_version, tokenizer_version=tokenizer_version)
 
     def write(attempt: Attempt) -> Written:
         tokenizer = tokenizer_info(store, tokenizer_version)

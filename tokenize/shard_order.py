@@ -72,7 +72,9 @@ def candidate_table(units: np.ndarray, part: int, rows: np.ndarray, keys: np.nda
                      "key": keys.astype(np.uint64), "length": lengths.astype(np.int64)})
 
 
-NO_CANDIDATES = candidate_table(np.zeros(0), 0, np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64))
+def no_candidates() -> pa.Table:
+    """The empty candidate table (made on use: building a table at import pulls pandas in through pyarrow)."""
+    return candidate_table(np.zeros(0), 0, np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, np.int64))
 
 
 def cheapest_first(candidates: pa.Table, max_tokens: int) -> pa.Table:

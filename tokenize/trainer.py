@@ -284,11 +284,16 @@ def tokenizer_stats(sp: Any, sample: SampleStream, model_sha256: str, train_seco
     }
 
 
+def version_key(store: Store, params: TokenizerParams, *, input_version: str) -> VersionKey:
+    """What names a tokenizer version: its settings and its input (`store` unused, see `flows.steps`)."""
+    return VersionKey.of(STEP, CODE_VERSION, params, [input_version])
+
+
 def run_tokenizer(
     store: Store, params: TokenizerParams, client: Any, *, force: bool = False, input_version: str
 ) -> Version:
     """Commit a tokenizer version trained on a sample of `input_version` (or find it cached)."""
-    key = VersionKey.of(STEP, CODE_VERSION, params, [input_version])
+    key = version_key(store, params, input_version=input_version)
 
     def write(attempt: Attempt) -> Written:
         import sentencepiece as spm

@@ -259,8 +259,13 @@ def clean_part(url: str, params: CleanParams) -> Iterator[Batch]:
         yield clean_batch(table, params, config, rules)
 
 
+def version_key(store: Store, params: CleanParams, *, input_version: str) -> VersionKey:
+    """What names a clean version: its settings and its input (`store` unused, see `flows.steps`)."""
+    return VersionKey.of(STEP, CODE_VERSION, params, [input_version])
+
+
 def run_clean(store: Store, params: CleanParams, client: Any, *, force: bool = False, input_version: str) -> Version:
     """Commit the cleaned version of `input_version` (or find it cached)."""
-    key = VersionKey.of(STEP, CODE_VERSION, params, [input_version])
+    key = version_key(store, params, input_version=input_version)
     tasks = input_parts(store, input_version)
     return run_docs_step(store, client, key, tasks, functools.partial(clean_part, params=params), force=force)

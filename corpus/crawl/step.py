@@ -43,8 +43,8 @@ from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.parts import Batch, write_part
 from tokenmill.corpus.store.schema import DOC_SCHEMA, REJECTED_SCHEMA
 from tokenmill.corpus.store.stats import DocStats
-from tokenmill.corpus.store.step import Version, VersionKey, Written, commit_version, params_json
-from tokenmill.corpus.store.versions import Attempt, Store, canonical_json
+from tokenmill.corpus.store.step import Version, Written, commit_version
+from tokenmill.corpus.store.versions import Attempt, Store, VersionKey, canonical_json, params_json
 
 STEP = "crawl"
 CODE_VERSION = "crawl-v1"

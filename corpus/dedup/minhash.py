@@ -1,4 +1,4 @@
-"""Pure MinHash helpers for dedup: normalization, shingles, signatures, band keys, S-curve.
+"""Pure MinHash helpers for dedup: normalization, shingles, signatures and band keys.
 
 Signatures equal `datasketch.MinHash(num_perm, seed, scheme=...).update_batch(shingles).hashvalues`
 bit for bit: the same SHA-1 input hash (run as uint32 array ops over many shingles at once),
@@ -15,7 +15,6 @@ from functools import lru_cache
 
 import numpy as np
 from datasketch import MinHash
-from datasketch.lsh import _optimal_param
 from datasketch.minhash import (
     _SCHEME_DTYPES,
     _SCHEME_MAX_HASHES,
@@ -223,16 +222,3 @@ def estimated_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     if left.size == 0:
         return np.empty(left.shape[0])
     return (left == right).mean(axis=1)
-
-
-@lru_cache(maxsize=64)
-def optimal_bands(
-    threshold: float, num_perm: int, false_positive_weight: float = 0.5, false_negative_weight: float = 0.5
-) -> tuple[int, int]:
-    """(bands, rows) minimizing weighted false positives and negatives: datasketch's own routine."""
-    return _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
-
-
-def s_curve(similarity: float, bands: int, rows: int) -> float:
-    """Probability that two docs of this Jaccard similarity share at least one band bucket."""
-    return 1.0 - (1.0 - similarity**rows) ** bands

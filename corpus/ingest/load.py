@@ -287,9 +287,19 @@ def check_paths(params: LoadParams) -> None:
         check_text_column(files, params)
 
 
+def key_of(params: LoadParams, fingerprint: str) -> VersionKey:
+    """A load version is named by its settings and the fingerprint of what they point at."""
+    return VersionKey.of(STEP, CODE_VERSION, params, fingerprint=fingerprint)
+
+
+def version_key(store: Store, params: LoadParams) -> VersionKey:
+    """The key of a load of these inputs as they are now (`store` unused, see `flows.steps`)."""
+    return key_of(params, plan(params)[1])
+
+
 def run_load(store: Store, params: LoadParams, client: Any, *, force: bool = False) -> Version:
     """Commit a docs version of the configured inputs (or find it cached)."""
     chunks, fingerprint, skipped = plan(params)
     extra = {"input_chunks": len(chunks), "skipped_files": len(skipped), "skipped_examples": skipped[:20]}
-    key = VersionKey.of(STEP, CODE_VERSION, params, fingerprint=fingerprint)
+    key = key_of(params, fingerprint)
     return run_docs_step(store, client, key, chunks, read, force=force, extra_stats=extra)

@@ -11,13 +11,20 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 import psutil
 from pydantic import Field
 
+from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.settings import Settings
+from tokenmill.corpus.store.versions import Store, StoreSettings
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
 
 _active = ContextVar("tokenmill_dask_client", default=None)
 
@@ -95,20 +102,26 @@ def quiet_routine_shuffle_logs() -> None:
         logger.addFilter(RoutineShuffleLogs())
 
 
-def shared_client(settings: DaskSettings) -> "distributed.Client | None":  # noqa: F821
+def shared_client(settings: DaskSettings) -> Client | None:
     """The client `dask_client(settings)` would hand out again: one open in this context with these settings."""
     active = _active.get()
     return active[1] if active is not None and active[0] == settings else None
 
 
-@contextmanager
-def dask_client(settings: DaskSettings | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
-    """Yield a connected client; close what was opened here on exit."""
-    settings = settings or DaskSettings()
-    shared = shared_client(settings)
-    if shared is not None:
-        yield shared
-        return
+def check_store_reach(store: StoreSettings, dask: DaskSettings) -> None:
+    """Refuse a local store with an external cluster unless the user says every worker mounts it: the
+    workers would write parts to their own disks, and the driver would commit a folder it never got."""
+    address = dask.resolved_address()
+    if address and Store(store.root, store.options).local and not store.shared_filesystem:
+        raise ConfigError(
+            f"store.root '{store.root}' is a local path but the Dask cluster at {address} is external: its "
+            "workers cannot write there; use an object store (s3://…, gs://…) or, if every worker mounts this "
+            "path, set store.shared_filesystem = true"
+        )
+
+
+def _open(settings: DaskSettings) -> tuple[Client, LocalCluster | None]:
+    """A client of the scheduler `settings` name, or of a new LocalCluster sized to this machine."""
     from distributed import Client, LocalCluster
 
     for name in ("distributed", "distributed.core", "distributed.scheduler", "distributed.nanny"):
@@ -116,34 +129,77 @@ def dask_client(settings: DaskSettings | None = None) -> Iterator["distributed.C
     quiet_routine_shuffle_logs()
     address = settings.resolved_address()
     if address:
-        client = Client(address)
-        cluster = None
-    else:
-        import dask
+        return Client(address), None
+    import dask
 
-        workers, memory = local_cluster_size(settings)
-        worker_config = {
-            "distributed.nanny.pre-spawn-environ": worker_environ(),
-            "distributed.worker.profile.enabled": settings.profile,
-        }
-        with dask.config.set(worker_config):
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=settings.threads_per_worker,
-                processes=True,
-                memory_limit=memory,
-                dashboard_address=":0",
-                # Workers shut down while a failed step unwinds log heartbeat failures (at ERROR, with
-                # tracebacks) over the one-line error; task errors and dead workers reach the driver
-                # through their futures anyway.
-                silence_logs=logging.CRITICAL,
-            )
-        client = Client(cluster)
+    workers, memory = local_cluster_size(settings)
+    worker_config = {
+        "distributed.nanny.pre-spawn-environ": worker_environ(),
+        "distributed.worker.profile.enabled": settings.profile,
+    }
+    with dask.config.set(worker_config):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=settings.threads_per_worker,
+            processes=True,
+            memory_limit=memory,
+            dashboard_address=":0",
+            # Workers shut down while a failed step unwinds log heartbeat failures (at ERROR, with
+            # tracebacks) over the one-line error; task errors and dead workers reach the driver
+            # through their futures anyway.
+            silence_logs=logging.CRITICAL,
+        )
+    return Client(cluster), cluster
+
+
+def _close(client: Client, cluster: LocalCluster | None) -> None:
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+# A cluster started ahead by `early_cluster`, waiting for the `dask_client` call that takes it.
+_early: list[tuple[DaskSettings, Future]] = []
+
+
+@contextmanager
+def early_cluster(settings: DaskSettings) -> Iterator[None]:
+    """Start now, in a thread, the cluster that `dask_client(settings)` will hand out within this block:
+    the CLI opens it before importing Prefect and starting its flow run, so workers spawn while
+    those take their seconds. Closed on exit if nothing took it (the flow failed first)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="tokenmill-early-cluster") as pool:
+        entry = (settings, pool.submit(_open, settings))
+        _early.append(entry)
+        try:
+            yield
+        finally:
+            if entry in _early:
+                _early.remove(entry)
+                if entry[1].exception() is None:
+                    _close(*entry[1].result())
+
+
+def _take_early(settings: DaskSettings) -> tuple[Client, LocalCluster | None] | None:
+    for entry in _early:
+        if entry[0] == settings:
+            _early.remove(entry)
+            return entry[1].result()
+    return None
+
+
+@contextmanager
+def dask_client(settings: DaskSettings | None = None) -> Iterator[Client]:
+    """Yield a connected client (the one `early_cluster` started, if any); close what was opened for
+    this call on exit."""
+    settings = settings or DaskSettings()
+    shared = shared_client(settings)
+    if shared is not None:
+        yield shared
+        return
+    client, cluster = _take_early(settings) or _open(settings)
     token = _active.set((settings, client))
     try:
         yield client
     finally:
         _active.reset(token)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _close(client, cluster)

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel
 
 from tokenmill.corpus.store.parts import Batch, run_parts
 from tokenmill.corpus.store.schema import DOC_SCHEMA, rejected_schema
-from tokenmill.corpus.store.versions import Attempt, FileEntry, Manifest, Store, version_id
+from tokenmill.corpus.store.versions import Attempt, FileEntry, Manifest, Store, VersionKey
 
 BATCH_ROWS = 2_000
 STATS_FILE = "stats.json"
@@ -38,43 +36,6 @@ class Version:
     @property
     def id(self) -> str:
         return self.manifest.id
-
-
-def params_json(params: BaseModel) -> dict[str, Any]:
-    """The resolved settings as the manifest records them and the version id hashes them."""
-    return params.model_dump(mode="json")
-
-
-@dataclass(frozen=True)
-class VersionKey:
-    """What names a version (DESIGN §2): step, recorded settings, input versions and code version.
-
-    `identity` is what the id hashes when that is not the settings alone: an ingest step adds
-    the fingerprint of what it read, a training run leaves out the settings that only steer
-    the run and adds its eval set. `fingerprint` is recorded in the manifest.
-    """
-
-    step: str
-    code_version: str
-    settings: Mapping[str, Any]
-    inputs: tuple[str, ...] = ()
-    identity: Mapping[str, Any] | None = None
-    fingerprint: str | None = None
-
-    @classmethod
-    def of(cls, step: str, code_version: str, params: BaseModel, inputs: Sequence[str] = (),
-           fingerprint: str | None = None, run_control: Sequence[str] = ()) -> VersionKey:
-        """The usual key: the step's settings but those in `run_control` (how it runs, not what it
-        makes), plus the fingerprint of the outside world for ingest steps."""
-        settings = params_json(params)
-        hashed = {k: v for k, v in settings.items() if k not in run_control}
-        identity = {**hashed, "_fingerprint": fingerprint} if fingerprint else hashed
-        return cls(step, code_version, settings, tuple(inputs), identity, fingerprint)
-
-    @cached_property
-    def id(self) -> str:
-        hashed = self.settings if self.identity is None else self.identity
-        return version_id(self.step, hashed, list(self.inputs), self.code_version)
 
 
 @dataclass

@@ -23,14 +23,16 @@ import json
 import os
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from tokenmill.corpus.store.cleanup import collect_local, leased_versions
 from tokenmill.corpus.store.errors import BrokenManifestError, DamagedVersionError, InputError
@@ -69,6 +71,43 @@ def version_id(step: str, params: Mapping[str, Any], inputs: Sequence[str], code
         step_of(vid, f"{step} input")
     payload = {"step": check_step(step), "params": dict(params), "inputs": list(inputs), "code_version": code_version}
     return f"{step}-{hashlib.sha256(canonical_json(payload)).hexdigest()[:ID_HEX]}"
+
+
+def params_json(params: BaseModel) -> dict[str, Any]:
+    """The resolved settings as the manifest records them and the version id hashes them."""
+    return params.model_dump(mode="json")
+
+
+@dataclass(frozen=True)
+class VersionKey:
+    """What names a version (DESIGN §2): step, recorded settings, input versions and code version.
+
+    `identity` is what the id hashes when that is not the settings alone: an ingest step adds
+    the fingerprint of what it read, a training run leaves out the settings that only steer
+    the run and adds its eval set. `fingerprint` is recorded in the manifest.
+    """
+
+    step: str
+    code_version: str
+    settings: Mapping[str, Any]
+    inputs: tuple[str, ...] = ()
+    identity: Mapping[str, Any] | None = None
+    fingerprint: str | None = None
+
+    @classmethod
+    def of(cls, step: str, code_version: str, params: BaseModel, inputs: Sequence[str] = (),
+           fingerprint: str | None = None, run_control: Sequence[str] = ()) -> VersionKey:
+        """The usual key: the step's settings but those in `run_control` (how it runs, not what it
+        makes), plus the fingerprint of the outside world for ingest steps."""
+        settings = params_json(params)
+        hashed = {k: v for k, v in settings.items() if k not in run_control}
+        identity = {**hashed, "_fingerprint": fingerprint} if fingerprint else hashed
+        return cls(step, code_version, settings, tuple(inputs), identity, fingerprint)
+
+    @cached_property
+    def id(self) -> str:
+        hashed = self.settings if self.identity is None else self.identity
+        return version_id(self.step, hashed, list(self.inputs), self.code_version)
 
 
 def tokenmill_version() -> str:

@@ -15,9 +15,8 @@ from typing import Any
 import fsspec
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from tokenmill.corpus.store.errors import ConfigError
-from tokenmill.corpus.store.runtime import WORKER_MALLOC_THRESHOLD, DaskSettings
-from tokenmill.corpus.store.versions import Store, StoreSettings, use_storage_options
+from tokenmill.corpus.store.runtime import WORKER_MALLOC_THRESHOLD
+from tokenmill.corpus.store.versions import Store, use_storage_options
 
 PLUGIN_NAME = "tokenmill-worker-setup"
 # glibc's mallopt parameters (malloc.h): the same two thresholds `worker_environ` sets.
@@ -53,15 +52,3 @@ def prepare_workers(client: Any, store: Store) -> None:
     """Register `WorkerSetup` for `store` on the cluster (again, harmlessly, when already there)."""
     protocol = store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]
     client.register_plugin(WorkerSetup(store.storage_options(), protocol), name=PLUGIN_NAME)
-
-
-def check_store_reach(store: StoreSettings, dask: DaskSettings) -> None:
-    """Refuse a local store with an external cluster unless the user says every worker mounts it: the
-    workers would write parts to their own disks, and the driver would commit a folder it never got."""
-    address = dask.resolved_address()
-    if address and Store(store.root, store.options).local and not store.shared_filesystem:
-        raise ConfigError(
-            f"store.root '{store.root}' is a local path but the Dask cluster at {address} is external: its "
-            "workers cannot write there; use an object store (s3://…, gs://…) or, if every worker mounts this "
-            "path, set store.shared_filesystem = true"
-        )

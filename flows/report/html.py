@@ -39,6 +39,9 @@ code{font-size:12px}.reason td{color:#a33;font-size:12px}.muted{color:#667}.cols
 details{margin:8px 0}summary{cursor:pointer;font-weight:600}.diff td:nth-child(n+3){font-family:monospace}
 """
 
+# Reports the pipeline writes, beside the step folders.
+REPORTS = "reports"
+
 
 def num(value: Any) -> str:
     if isinstance(value, bool) or value is None:
@@ -234,3 +237,13 @@ def build_report(store: Store, version: str, vs: str | None = None) -> str:
     """One self-contained HTML page for `version` (compared with `vs` when given): the one call the
     CLI and the pipeline flow make."""
     return render(report_data(store, version, vs))
+
+
+def write_report(store: Store, version: str) -> str:
+    """Write the report of `version` to `<store>/reports/<version>.html` (no manifest there: never taken
+    for a version) and return its URL: what every run ends with, through a flow or not."""
+    path = f"{store.root}/{REPORTS}/{version}.html"
+    store.fs.makedirs(f"{store.root}/{REPORTS}", exist_ok=True)
+    with store.fs.open(path, "w", encoding="utf-8") as f:
+        f.write(build_report(store, version))
+    return store.fs.unstrip_protocol(path)

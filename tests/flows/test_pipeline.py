@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tokenmill.corpus.store.errors import ConfigError, InputError
-from tokenmill.flows.pipeline import check_inputs, plan_steps
+from tokenmill.flows.plan import check_inputs, plan_steps
 from tokenmill.flows.steps import DEFAULT_PIPELINE
 
 

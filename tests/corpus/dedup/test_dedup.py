@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tokenmill.corpus.dedup.minhash import optimal_bands
+from tokenmill.corpus.dedup.lsh import optimal_bands
 from tokenmill.corpus.dedup.step import DedupParams, run_dedup
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.corpus.store.errors import ConfigError

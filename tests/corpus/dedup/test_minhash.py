@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash
+from datasketch.lsh import _optimal_param
 
+from tokenmill.corpus.dedup import lsh as lsh_math
 from tokenmill.corpus.dedup import minhash as mh
 from tokenmill.corpus.dedup import sha1
 
@@ -60,17 +62,20 @@ def test_batch_normalization_and_spans_equal_the_per_doc_helpers(strip, digits):
         assert [buffer[a:b] for a, b in zip(starts.tolist(), stops.tolist())] == [s for d in expected for s in d]
 
 
-@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.8, 0.9])
-def test_bands_rows_match_datasketch_lsh(threshold):
-    lsh = MinHashLSH(threshold=threshold, num_perm=128)
-    assert mh.optimal_bands(threshold, 128) == (lsh.b, lsh.r)
+@pytest.mark.parametrize("num_perm", [16, 128])
+def test_bands_rows_match_datasketch_lsh(num_perm):
+    for threshold in np.round(np.arange(0.1, 0.95, 0.1), 2):
+        for false_positive_weight in (0.5, 0.3):
+            weights = (false_positive_weight, 1 - false_positive_weight)
+            expected = _optimal_param(threshold, num_perm, *weights)  # what MinHashLSH(threshold, ...) uses
+            assert lsh_math.optimal_bands(threshold, num_perm, *weights) == expected, (threshold, weights)
 
 
 def test_s_curve_rises_through_the_threshold():
-    bands, rows = mh.optimal_bands(0.8, 128)
-    assert mh.s_curve(0.5, bands, rows) < 0.05
-    assert 0.2 < mh.s_curve(0.8, bands, rows) < 0.8
-    assert mh.s_curve(0.95, bands, rows) > 0.99
+    bands, rows = lsh_math.optimal_bands(0.8, 128)
+    assert lsh_math.s_curve(0.5, bands, rows) < 0.05
+    assert 0.2 < lsh_math.s_curve(0.8, bands, rows) < 0.8
+    assert lsh_math.s_curve(0.95, bands, rows) > 0.99
 
 
 def test_band_keys_collide_only_on_equal_bands():

@@ -13,12 +13,16 @@ import dask
 import dask.dataframe as dd
 import httpx
 import pandas as pd
+import psutil
 from distributed import Client
 
 from tokenmill.corpus.store.runtime import (
     SHUFFLE_LOGGER,
     WORKER_MALLOC_THRESHOLD,
+    DaskSettings,
     RoutineShuffleLogs,
+    dask_client,
+    early_cluster,
     worker_environ,
 )
 
@@ -91,3 +95,26 @@ def test_routine_shuffle_warnings_are_dropped_and_others_still_pass(client):
     finally:
         logger.addFilter(installed)
     assert all(any(r in m for m in unfiltered) for r in ROUTINE), "without the filter the shuffle logs both"
+
+
+def test_a_cluster_started_early_is_the_one_handed_out_and_closed_when_nobody_takes_it():
+    settings = DaskSettings(n_workers=1)
+    baseline = worker_processes()
+    with early_cluster(settings):
+        with dask_client(settings) as client:
+            assert client.submit(sum, [1, 2]).result() == 3
+            assert worker_processes() > baseline
+            with dask_client(DaskSettings(n_workers=1)) as again:  # the same settings share the client
+                assert again is client
+        assert client.status == "closed"
+    with early_cluster(settings):
+        pass  # the flow failed before asking for a cluster
+    deadline = time.monotonic() + 30
+    while worker_processes() > baseline and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker_processes() == baseline
+
+
+def worker_processes() -> int:
+    """Dask worker processes this test process spawned (multiprocessing's resource tracker aside)."""
+    return sum("spawn_main" in " ".join(p.cmdline()) for p in psutil.Process().children(recursive=True))
