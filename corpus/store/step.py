@@ -22,6 +22,9 @@ from tokenmill.corpus.store.parts import Batch, run_parts
 from tokenmill.corpus.store.schema import DOC_SCHEMA, rejected_schema
 from tokenmill.corpus.store.versions import Attempt, FileEntry, Manifest, Store, VersionKey
 
+# Part of the step contract that steps import from here; defined beside `version_id`.
+from tokenmill.corpus.store.versions import params_json as params_json
+
 BATCH_ROWS = 2_000
 STATS_FILE = "stats.json"
 
