@@ -1,12 +1,23 @@
-"""Crawl throughput against a local server, politeness delay off: pages/s and fetch vs extraction time.
+"""Crawl throughput on a documentation-like site, politeness off: pages/s and where the time goes.
 
-The server runs in its own process (so it does not share the crawler's GIL) and serves a tree
-of generated pages, each linking to `FANOUT` children, with real words from the Python docs.
-Run standalone: `python bench/bench_crawl.py [size_mb]`.
+The site imitates a real documentation site (the Python docs: ~54 KB pages, a sidebar listing
+the section's pages, cross-references across the site, links to other sites) with real text
+from `pydoc_data.topics`, generated deterministically per page number. It is served by
+`http.server` in its own process, so the server does not share the crawler's GIL.
+
+    python bench/bench_crawl.py [pages ...]      # default: 300 1000 3000, each crawled twice
+
+Each size is crawled twice and the faster run is reported (the 2 cores are shared with other
+work). The stage figures are the crawl's own (`stats.crawl.stages`): seconds with requests in
+flight (fetch), with extraction batches on the workers (extract), and spent on the event loop
+appending the journal (journal) and deciding outcomes and links (bookkeeping); shares are of
+the crawl's wall time, and fetch and extract overlap by design.
 """
 
 from __future__ import annotations
 
+import functools
+import html
 import subprocess
 import sys
 import time
@@ -14,29 +25,103 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-FANOUT = 10
-CASES = {"small-5kb": 5_000, "typical-60kb": 60_000}
-WORDS = (
-    "the crawler fetches pages politely and extracts their main text before the corpus is cleaned "
-    "deduplicated filtered tokenized and packed into shards for training a language model on it"
-).split()
+SECTION_PAGES = 40
+SITE_PAGES = 8_000
+TEXT_BYTES = 26_000
+CROSS_REFS = 20
+POPULAR_PAGES = 600
+PEPS = 400
+EXTERNAL_LINKS = 6
+HEAD = (
+    '<meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1.0">'
+    '<link rel="stylesheet" href="/_static/pygments.css"><link rel="stylesheet" href="/_static/pydoctheme.css">'
+    '<script src="/_static/documentation_options.js"></script><script src="/_static/doctools.js"></script>'
+    "<style>" + "body{font-family:sans-serif;margin:0}.sphinxsidebar{width:230px}" * 20 + "</style>"
+)
 
 
-def page_html(n: int, page_bytes: int) -> bytes:
-    """A page of about `page_bytes` with paragraphs of words and links to its children."""
-    links = "".join(f'<a href="/p/{n * FANOUT + k}.html">child {k}</a> ' for k in range(1, FANOUT + 1))
-    paragraphs, size, i = [], 0, n
-    while size < page_bytes:
-        words = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(60))
-        paragraphs.append(f"<p>{words}.</p>")
-        size += len(paragraphs[-1])
-        i += 7
-    body = f"<html><head><title>Page {n}</title></head><body><nav>{links}</nav><article>{''.join(paragraphs)}</article></body></html>"
-    return body.encode()
+@functools.cache
+def topics() -> list[tuple[str, str]]:
+    from pydoc_data.topics import topics as pydoc_topics
+
+    return sorted(pydoc_topics.items())
 
 
-def serve(page_bytes: int) -> None:
-    """The server process: print the port, then serve pages until killed."""
+def topic_html(name: str, text: str, n: int, site_pages: int, refs: list[int]) -> str:
+    """One topic's text as Sphinx-like HTML: headings with anchors, paragraphs, code blocks, and
+    some words linked to other pages of the site (`refs` consumed as they are placed)."""
+    out = [f'<section id="{name}">']
+    for k, block in enumerate(text.split("\n\n")):
+        escaped = html.escape(block.strip())
+        if not escaped:
+            continue
+        if block.startswith("   "):
+            out.append(f'<div class="highlight"><pre>{escaped}</pre></div>')
+        elif set(block.strip().splitlines()[-1]) <= set("*=-") and "\n" in block.strip():
+            title = escaped.splitlines()[0]
+            out.append(f'<h2>{title}<a class="headerlink" href="#{name}-{k}" title="Link">¶</a></h2>')
+        else:
+            if refs and k % 2:
+                word, _, rest = escaped.partition(" ")
+                escaped = f'<a class="reference internal" href="/p/{refs.pop()}.html#{name}">{word}</a> {rest}'
+            out.append(f"<p>{escaped}</p>")
+    out.append("</section>")
+    return "".join(out)
+
+
+@functools.cache
+def site_page(n: int, site_pages: int = SITE_PAGES) -> bytes:
+    """Page `n` (0: the index), about 54 KB: the head, a header with the top sections, a sidebar
+    with the section's pages, ~30 KB of text with cross-references, links to other sites, footer."""
+    section = n // SECTION_PAGES
+    first = section * SECTION_PAGES
+    header = "".join(f'<li><a href="/p/{s * SECTION_PAGES}.html">Section {s}</a></li>' for s in range(12))
+    if n == 0:
+        sidebar = "".join(f'<li><a href="/p/{s}.html">Section {s // SECTION_PAGES}</a></li>'
+                          for s in range(SECTION_PAGES, site_pages, SECTION_PAGES))
+    else:
+        sidebar = "".join(f'<li class="toctree-l1"><a href="/p/{p}.html">Page {p}</a></li>'
+                          for p in range(first, min(first + SECTION_PAGES, site_pages)))
+    # Cross-references go mostly to a few hundred much-cited pages (builtins, stdtypes...), some nearby.
+    refs = [(n * 7919 + k * 104729) % POPULAR_PAGES if k % 3 else min(site_pages - 1, first + (n + k) % 60)
+            for k in range(CROSS_REFS)]
+    body, size, t = [], 0, n
+    while size < TEXT_BYTES:
+        name, text = topics()[t % len(topics())]
+        body.append(topic_html(name, text, n, site_pages, refs))
+        size += len(text)
+        t += 1
+    external = "".join(
+        f'<a class="reference external" href="https://peps.python.org/pep-{(n * 31 + k * 97) % PEPS:04d}/">PEP</a> '
+        for k in range(EXTERNAL_LINKS)
+    )
+    page = (
+        f"<!DOCTYPE html><html lang='en'><head><title>Page {n} — Python documentation</title>{HEAD}</head><body>"
+        f'<div class="related"><ul><li><a href="/">Home</a></li><li><a href="/genindex.html">Index</a></li>'
+        f'<li><a href="/py-modindex.html">Modules</a></li>{header}</ul></div>'
+        f'<div class="sphinxsidebar"><h3>Contents</h3><ul>{sidebar}</ul></div>'
+        f'<div class="body" role="main">{"".join(body)}<p>See also: {external}</p></div>'
+        f'<div class="footer"><a href="/p/{max(n - 1, 0)}.html">Previous</a> <a href="/p/{n + 1}.html">Next</a> '
+        f'<a href="/search.html?q=page+{n}">Search</a> © Copyright.</div></body></html>'
+    )
+    return page.encode()
+
+
+def route(path: str, site_pages: int) -> tuple[int, str, bytes]:
+    """(status, content type, body) of one path of the site; pages past `site_pages` are 404."""
+    if path == "/robots.txt":
+        return 200, "text/plain", b"User-agent: *\nDisallow: /search\n"
+    if path == "/":
+        return 200, "text/html; charset=utf-8", site_page(0, site_pages)
+    if path.startswith("/p/") and path.endswith(".html") and path[3:-5].isdigit() and int(path[3:-5]) < site_pages:
+        return 200, "text/html; charset=utf-8", site_page(int(path[3:-5]), site_pages)
+    if path in ("/genindex.html", "/py-modindex.html"):
+        return 200, "text/html; charset=utf-8", site_page(1, site_pages)
+    return 404, "text/html", b"<html><body>not found</body></html>"
+
+
+def serve(site_pages: int) -> None:
+    """The server process: print the port, then serve the site until killed."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -45,11 +130,8 @@ def serve(page_bytes: int) -> None:
             pass
 
         def do_GET(self) -> None:
-            if self.path == "/robots.txt":
-                body, ctype = b"User-agent: *\nAllow: /\n", "text/plain"
-            else:
-                body, ctype = page_html(int(self.path.rsplit("/", 1)[-1].split(".")[0]), page_bytes), "text/html"
-            self.send_response(200)
+            status, ctype, body = route(self.path, site_pages)
+            self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -61,42 +143,45 @@ def serve(page_bytes: int) -> None:
     server.serve_forever()
 
 
-def crawl_case(case: str, page_bytes: int, pages: int, workdir: Path, client: Any) -> dict[str, Any]:
+def start_site(site_pages: int = SITE_PAGES) -> tuple[str, subprocess.Popen]:
+    """The site's server process and its base URL."""
+    server = subprocess.Popen([sys.executable, __file__, "serve", str(site_pages)], stdout=subprocess.PIPE, text=True)
+    return f"http://127.0.0.1:{server.stdout.readline().strip()}", server
+
+
+def crawl_case(pages: int, workdir: Path, client: Any) -> dict[str, Any]:
+    """One crawl of `pages` pages of the site from its index; its pages/s and stage figures."""
     from tokenmill.corpus.crawl.step import CrawlParams, run_crawl
     from tokenmill.corpus.store.versions import Store
 
-    server = subprocess.Popen([sys.executable, __file__, "serve", str(page_bytes)], stdout=subprocess.PIPE, text=True)
+    base, server = start_site()
     try:
-        base = f"http://127.0.0.1:{server.stdout.readline().strip()}"
         params = CrawlParams(
-            seeds=[f"{base}/p/0.html"], allow_private=True, delay_s=0, per_host_concurrency=16, concurrency=16,
+            seeds=[f"{base}/"], allow_private=True, delay_s=0, per_host_concurrency=16, concurrency=16,
             max_pages=pages, max_depth=10, max_retries=0,
         )
-        store = Store(str(workdir / f"crawl-{case}"))
         start = time.perf_counter()
-        version = run_crawl(store, params, client, force=True)
+        version = run_crawl(Store(str(workdir / f"crawl-{pages}")), params, client, force=True)
         wall = time.perf_counter() - start
     finally:
         server.kill()
         server.wait()
     stats = version.manifest.stats
-    mb = stats["bytes_fetched"] / 1e6
-    return {
-        "step": "crawl", "case": case, "mb": round(mb, 2), "docs": stats["docs_out"], "wall_s": round(wall, 2),
-        "mb_per_s": round(mb / wall, 2), "docs_per_s": round(stats["docs_out"] / wall, 1),
-        "pages_per_s": round(stats["pages_fetched"] / wall, 1),
-        "fetch_s_summed": stats["fetch_seconds"], "extract_s_summed": stats["extract_seconds"],
-        "extract_ms_per_page": round(1000 * stats["extract_seconds"] / max(1, stats["docs_out"]), 2),
+    row = {
+        "pages": stats["pages_fetched"], "docs": stats["docs_out"], "urls": stats["urls_discovered"],
+        "kb_per_page": round(stats["bytes_fetched"] / max(1, stats["pages_fetched"]) / 1000, 1),
+        "wall_s": round(wall, 2), "pages_per_s": round(stats["pages_fetched"] / wall, 1),
     }
+    stages = stats.get("stages", {})
+    crawl_s = stats.get("crawl_seconds") or wall
+    row.update({f"{stage}_share": round(seconds / crawl_s, 2) for stage, seconds in stages.items()})
+    return row
 
 
-def bench(size_mb: float, workdir: Path, client: Any) -> list[dict[str, Any]]:
-    """One row per page size; the page count is `size_mb` of HTML, at least 200 and at most 5000 pages."""
-    rows = []
-    for case, page_bytes in CASES.items():
-        pages = int(min(5000, max(200, size_mb * 1e6 / page_bytes)))
-        rows.append(crawl_case(case, page_bytes, pages, workdir, client))
-    return rows
+def bench(sizes: list[int], workdir: Path, client: Any, runs: int = 2) -> list[dict[str, Any]]:
+    """One row per size: the faster of `runs` crawls."""
+    return [max((crawl_case(pages, workdir, client) for _ in range(runs)), key=lambda r: r["pages_per_s"])
+            for pages in sizes]
 
 
 if __name__ == "__main__":
@@ -107,6 +192,7 @@ if __name__ == "__main__":
 
         from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
+        sizes = [int(a) for a in sys.argv[1:]] or [300, 1000, 3000]
         with dask_client(DaskSettings(n_workers=2)) as dask, tempfile.TemporaryDirectory() as tmp:
-            for row in bench(float(sys.argv[1]) if len(sys.argv) > 1 else 5.0, Path(tmp), dask):
-                print(row)
+            for row in bench(sizes, Path(tmp), dask):
+                print(row, flush=True)

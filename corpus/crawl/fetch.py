@@ -23,6 +23,7 @@ import httpx
 from tokenmill.corpus.crawl.connect import REASON_DNS, REASON_PRIVATE, Refused, checked_transport
 from tokenmill.corpus.crawl.page import media_type
 from tokenmill.corpus.crawl.params import CrawlParams
+from tokenmill.corpus.crawl.progress import Activity
 from tokenmill.corpus.crawl.robots import Robots, parse_robots
 from tokenmill.corpus.crawl.urls import Scope, host_of, normalize_url
 
@@ -141,6 +142,7 @@ class Fetcher:
         self.requests: dict[str, int] = {}
         self.retries = 0
         self.busy_s = 0.0
+        self.activity = Activity()
         timeout = httpx.Timeout(params.read_timeout_s, connect=params.connect_timeout_s)
         limits = httpx.Limits(max_connections=params.concurrency, max_keepalive_connections=params.concurrency)
         # trust_env=False: no proxy from the environment, so requests go only where the rules allow.
@@ -180,9 +182,12 @@ class Fetcher:
     async def _timed(self, url: str, robots: bool) -> _Response:
         """One request; its seconds in flight (not queueing for politeness) add to `busy_s`."""
         start = time.perf_counter()
-        response = await self._once(url, robots)
-        self.busy_s += time.perf_counter() - start
-        return response
+        self.activity.start()
+        try:
+            return await self._once(url, robots)
+        finally:
+            self.activity.stop()
+            self.busy_s += time.perf_counter() - start
 
     async def refusal(self, url: str) -> str | None:
         """Why `url` may not be fetched: out of scope, robots.txt, or its host's address refused

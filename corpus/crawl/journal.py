@@ -1,10 +1,12 @@
 """The crawl's checkpoint: an append-only journal that makes a killed crawl resumable.
 
-Each outcome is appended (and flushed) the moment it is known: robots.txt per host, each
-URL's fetch (its body in a side file, written first, so a record never points at a partial
-body) and each page's extracted text and links. The frontier is not stored: the crawl is
-breadth-first level by level in sorted order, so replaying the journal rebuilds it exactly,
-and a rerun fetches only the URLs that have no record. A line cut by SIGKILL is ignored.
+Each outcome is appended the moment it is known: robots.txt per host, each URL's fetch (its
+body in a side file, flushed first, so a record never points at a partial body) and each page's
+extracted text and normalized links. A record is flushed as it is appended, or inside `batch()`
+with the others of its batch in one write (the crawl decides a batch of extracted pages at
+once). The frontier is not stored: the crawl decides level by level in sorted order, so
+replaying the journal rebuilds it exactly, and a rerun fetches only the URLs that have no
+record. A line cut by SIGKILL is ignored.
 
 The journal is appended on a local disk. With a store on an object store, which cannot append,
 `JournalMirror` uploads what was appended since its last sync as numbered segments beside the
@@ -16,6 +18,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,8 @@ class Journal:
         _drop_partial_line(folder / JOURNAL)
         self.lines = open(folder / JOURNAL, "ab")
         self.bodies = open(folder / BODIES, "ab")
+        self.bodies_end = (folder / BODIES).stat().st_size
+        self.deferred = 0
 
     def close(self) -> None:
         self.lines.close()
@@ -55,17 +61,34 @@ class Journal:
         if self.mirror:
             self.mirror.sync(self.folder)
 
-    def _body(self, body: bytes) -> list[int]:
-        offset = self.bodies.seek(0, 2)
-        self.bodies.write(body)
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Records appended inside are flushed together when it ends."""
+        self.deferred += 1
+        try:
+            yield
+        finally:
+            self.deferred -= 1
+            if not self.deferred:
+                self.flush()
+
+    def flush(self) -> None:
+        """Bodies first, then the records that point into them; a SIGKILL after this loses neither."""
         self.bodies.flush()
+        self.lines.flush()
+        if self.mirror and self.mirror.due():
+            self.mirror.sync(self.folder)
+
+    def _body(self, body: bytes) -> list[int]:
+        offset = self.bodies_end
+        self.bodies.write(body)
+        self.bodies_end += len(body)
         return [offset, len(body)]
 
     def _append(self, record: dict[str, Any]) -> None:
         self.lines.write(orjson.dumps(record) + b"\n")
-        self.lines.flush()
-        if self.mirror and self.mirror.due():
-            self.mirror.sync(self.folder)
+        if not self.deferred:
+            self.flush()
 
     def robots(self, host: str, status: int | None, body: bytes) -> None:
         self._append({"k": "robots", "host": host, "status": status, "body": base64.b64encode(body).decode()})

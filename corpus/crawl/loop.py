@@ -1,10 +1,12 @@
 """The crawl itself: breadth-first, level by level, every discovered URL ending in one `Outcome`.
 
-Levels are processed in sorted order and a level is finished before the next starts, so the
-depth of a URL is its shortest distance from a seed and the URLs cut by `max_pages` are the
-same on every run: a resumed crawl and an uninterrupted one decide identically. Within a
-level, fetches run concurrently (bounded per host and globally by the fetcher) and each
-page's extraction is a Dask task, awaited from a thread so the event loop only does IO.
+Which URLs are fetched is decided level by level in sorted order, so the depth of a URL is its
+shortest distance from a seed and the URLs cut by `max_pages` are the first ones past the budget
+in (depth, URL) order, the same on every run: a resumed crawl and an uninterrupted one decide
+identically. Within a level nothing waits on order: each host's URLs are fetched by up to
+`per_host_concurrency` tasks of its own (so a slow host holds only its own), bodies go to the
+Dask workers in batches (`extraction`), and each finished batch is journaled and decided at once.
+Per page the event loop does only constant work; the level's links are merged once at its end.
 """
 
 from __future__ import annotations
@@ -13,18 +15,18 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tokenmill.corpus.crawl.extraction import Extraction, Extractor
 from tokenmill.corpus.crawl.fetch import REASON_SCOPE, Fetcher
 from tokenmill.corpus.crawl.journal import Journal, JournalMirror, JournalState, read_body, read_record
-from tokenmill.corpus.crawl.page import extract_page
 from tokenmill.corpus.crawl.params import CrawlParams
-from tokenmill.corpus.crawl.urls import Scope, normalize_url
+from tokenmill.corpus.crawl.progress import CrawlProgress, Stopwatch
+from tokenmill.corpus.crawl.urls import Scope, host_of, normalize_url
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +48,16 @@ class Outcome:
     extract_seconds: float = 0.0
 
 
-def timed_extract(body: bytes, content_type: str | None, url: str) -> tuple[str, list[str], float]:
-    """`extract_page` plus the seconds it took on the worker (the bench's extraction share)."""
-    start = time.perf_counter()
-    text, links = extract_page(body, content_type, url)
-    return text, links, time.perf_counter() - start
-
-
 Sink = Callable[[Outcome], None]
+
+
+@dataclass
+class CrawlTimes:
+    """Where the crawl's wall time went: `stages` as in `progress`, `fetch_seconds` summed per request."""
+
+    wall_seconds: float
+    fetch_seconds: float
+    stages: dict[str, float]
 
 
 class Crawler:
@@ -63,25 +67,30 @@ class Crawler:
                  state: JournalState, sink: Sink):
         self.params, self.seeds, self.scope, self.client = params, seeds, scope, client
         self.journal, self.state, self.sink = journal, state, sink
-        self.decided = self.rejected = 0
-        self.fetch_seconds = 0.0
-        self.threads = ThreadPoolExecutor(max_workers=params.concurrency, thread_name_prefix="crawl-extract")
+        self.clock = Stopwatch()
+        self.links: set[str] = set()
+        self.progress = CrawlProgress(params.max_pages)
 
     def _decide(self, outcome: Outcome) -> None:
-        self.decided += 1
-        self.rejected += outcome.reason is not None
         self.sink(outcome)
+        fetched = outcome.fetch is not None and outcome.fetch["status"] is not None
+        self.progress.decided(fetched, outcome.reason is None)
 
-    async def run(self) -> None:
+    async def run(self) -> CrawlTimes:
+        start = time.perf_counter()
         fetcher = Fetcher(self.params, self.scope, self.state.robots, self.journal.robots, random.Random(0))
+        strip = tuple(self.params.strip_query_params)
+        extractor = Extractor(self.client, strip, self.params.extract_timeout_s, self._extracted)
         try:
             async with fetcher:
-                await self._levels(fetcher)
+                await self._levels(fetcher, extractor)
         finally:
-            self.fetch_seconds = fetcher.busy_s
-            self.threads.shutdown(wait=False, cancel_futures=True)
+            extractor.close()
+            self.progress.close()
+        stages = {"fetch": fetcher.activity.seconds, "extract": extractor.activity.seconds, **self.clock.seconds}
+        return CrawlTimes(time.perf_counter() - start, fetcher.busy_s, {k: round(v, 3) for k, v in stages.items()})
 
-    async def _levels(self, fetcher: Fetcher) -> None:
+    async def _levels(self, fetcher: Fetcher, extractor: Extractor) -> None:
         level, depth, budget = sorted(set(self.seeds)), 0, self.params.max_pages
         seen = set(level)
         while level:
@@ -90,10 +99,25 @@ class Crawler:
             for url in over:
                 self._decide(Outcome(url, depth, REASON_MAX_PAGES))
             log.info("crawl depth %d: %d to fetch, %d over max_pages", depth, len(taken), len(over))
-            found = await asyncio.gather(*(self._visit(fetcher, url, depth) for url in taken))
-            level = self._next_level(sorted({link for links in found for link in links}), depth + 1, seen)
+            self.links = set()
+            await self._fetch_level(fetcher, extractor, taken, depth)
+            with self.clock("bookkeeping"):
+                level = self._next_level(sorted(self.links), depth + 1, seen)
             depth += 1
-            log.info("crawl: %d URLs decided, %d rejected, next level %d", self.decided, self.rejected, len(level))
+
+    async def _fetch_level(self, fetcher: Fetcher, extractor: Extractor, urls: list[str], depth: int) -> None:
+        """Visit every URL of a level, each host at its own pace, and wait until all are decided."""
+        queues: dict[str, deque[str]] = {}
+        for url in urls:
+            queues.setdefault(host_of(url), deque()).append(url)
+
+        async def host(queue: deque[str]) -> None:
+            while queue:
+                await self._visit(fetcher, extractor, queue.popleft(), depth)
+
+        per_host = self.params.per_host_concurrency
+        await asyncio.gather(*(host(q) for q in queues.values() for _ in range(min(per_host, len(q)))))
+        await extractor.drain()
 
     def _next_level(self, links: list[str], depth: int, seen: set[str]) -> list[str]:
         """New in-scope links within max_depth; the others end here as rejected outcomes."""
@@ -110,48 +134,50 @@ class Crawler:
                 level.append(link)
         return level
 
-    async def _visit(self, fetcher: Fetcher, url: str, depth: int) -> list[str]:
-        """Fetch (unless the journal has it), extract (likewise), record the outcome; return links."""
+    async def _visit(self, fetcher: Fetcher, extractor: Extractor, url: str, depth: int) -> None:
+        """Fetch (unless the journal has it), then decide at once or queue the body for extraction
+        (unless the journal has that too)."""
         record = self.state.fetched.get(url)
         body = None
         if record is None:
             fetched = await fetcher.fetch(url)
-            record, body = self.journal.fetched(fetched, depth), fetched.body
+            with self.clock("journal"):
+                record, body = self.journal.fetched(fetched, depth), fetched.body
         if record["reason"]:
-            self._decide(Outcome(url, depth, record["reason"], fetch=record))
-            return []
+            with self.clock("bookkeeping"):
+                self._decide(Outcome(url, depth, record["reason"], fetch=record))
+            return
         offset = self.state.extracted.get(url)
-        if offset is not None:
-            page = read_record(self.journal.folder, offset)
-        else:
-            if body is None:
-                body = read_body(self.journal.folder, record)
-            page = await self._extract(url, body, record)
-        self._decide(Outcome(url, depth, page["reason"], page["text"], record, page["seconds"]))
+        if offset is None:
+            body = read_body(self.journal.folder, record) if body is None else body
+            content_type = record["headers"].get("content-type")
+            await extractor.put(Extraction(url, body, content_type, record["final_url"], depth, record))
+            return
+        page = read_record(self.journal.folder, offset)
         strip = self.params.strip_query_params
-        return [n for n in (normalize_url(link, strip) for link in page["links"]) if n]
+        with self.clock("bookkeeping"):
+            self._decide(Outcome(url, depth, page["reason"], page["text"], record, page["seconds"]))
+            # Journals of earlier versions hold the links as written in the page: normalize again.
+            self.links.update(n for n in (normalize_url(link, strip) for link in page["links"]) if n)
 
-    async def _extract(self, url: str, body: bytes, record: dict[str, Any]) -> dict[str, Any]:
-        future = self.client.submit(
-            timed_extract, body, record["headers"].get("content-type"), record["final_url"], pure=False
-        )
-        wait = partial(future.result, timeout=self.params.extract_timeout_s)
-        try:
-            text, links, seconds = await asyncio.get_running_loop().run_in_executor(self.threads, wait)
-        except TimeoutError:
-            future.cancel()
-            return self.journal.extracted(url, "", [], REASON_EXTRACT_TIMEOUT, self.params.extract_timeout_s)
-        return self.journal.extracted(url, text, links, None if text else REASON_EMPTY, seconds)
+    def _extracted(self, pages: list[Extraction]) -> None:
+        """A finished batch: journal its pages in one write, then decide them and keep their links."""
+        reasons = [REASON_EXTRACT_TIMEOUT if p.timed_out else None if p.text else REASON_EMPTY for p in pages]
+        with self.clock("journal"), self.journal.batch():
+            for page, reason in zip(pages, reasons):
+                self.journal.extracted(page.url, page.text, page.links, reason, page.seconds)
+        with self.clock("bookkeeping"):
+            for page, reason in zip(pages, reasons):
+                self._decide(Outcome(page.url, page.depth, reason, page.text, page.fetch, page.seconds))
+                self.links.update(page.links)
 
 
 def crawl(params: CrawlParams, seeds: list[str], scope: Scope, client: Any, folder: Path,
-          state: JournalState, sink: Sink, mirror: JournalMirror | None = None) -> float:
+          state: JournalState, sink: Sink, mirror: JournalMirror | None = None) -> CrawlTimes:
     """Run the crawl to the end, journaling into `folder` (and `mirror`) and handing each outcome
-    to `sink`; the seconds requests were in flight."""
+    to `sink`; where its time went."""
     journal = Journal(folder, mirror)
     try:
-        crawler = Crawler(params, seeds, scope, client, journal, state, sink)
-        asyncio.run(crawler.run())
-        return crawler.fetch_seconds
+        return asyncio.run(Crawler(params, seeds, scope, client, journal, state, sink).run())
     finally:
         journal.close()

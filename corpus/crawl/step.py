@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tokenmill.corpus.crawl.journal import BODIES, JOURNAL, JournalMirror, load_journal
-from tokenmill.corpus.crawl.loop import Outcome, crawl
+from tokenmill.corpus.crawl.loop import CrawlTimes, Outcome, crawl
 from tokenmill.corpus.crawl.params import RUN_CONTROL, CrawlParams
 from tokenmill.corpus.crawl.spool import SPOOL, Spool, merged
 from tokenmill.corpus.crawl.urls import (
@@ -153,8 +153,8 @@ class CrawlOutput:
         host["docs"] += o.reason is None
         host["requests"] += fetch.get("requests", 0)
 
-    def summary(self, robots_hosts: int, ended: datetime, fetch_seconds: float) -> dict[str, Any]:
-        """What the manifest records of the crawl itself: time, pages, bytes, statuses, hosts."""
+    def summary(self, robots_hosts: int, ended: datetime, times: CrawlTimes) -> dict[str, Any]:
+        """What the manifest records of the crawl itself: time (per stage too), pages, bytes, statuses, hosts."""
         return {
             "started_at": self.started.isoformat(),
             "ended_at": ended.isoformat(),
@@ -163,7 +163,10 @@ class CrawlOutput:
             "requests": self.counts["requests"] + robots_hosts,
             "bytes_fetched": self.counts["bytes_fetched"],
             "extract_seconds": round(self.counts["extract_seconds"], 3),
-            "fetch_seconds": round(fetch_seconds, 3),
+            "fetch_seconds": round(times.fetch_seconds, 3),
+            "crawl_seconds": round(times.wall_seconds, 3),
+            "pages_per_second": round(self.counts["pages_fetched"] / max(times.wall_seconds, 1e-9), 1),
+            "stages": times.stages,
             "status_codes": dict(sorted(self.statuses.items())),
             "hosts": {h: dict(c) for h, c in sorted(self.hosts.items())},
         }
@@ -208,8 +211,8 @@ def run_crawl(store: Store, params: CrawlParams, client: Any, *, force: bool = F
         mirror.restore(folder)
     state = load_journal(folder)
     output = CrawlOutput(folder, datetime.now(timezone.utc))
-    fetch_seconds = crawl(params, seeds, crawl_scope(params, seeds), client, folder, state, output, mirror)
-    summary = output.summary(len(state.robots), datetime.now(timezone.utc), fetch_seconds)
+    times = crawl(params, seeds, crawl_scope(params, seeds), client, folder, state, output, mirror)
+    summary = output.summary(len(state.robots), datetime.now(timezone.utc), times)
     version = commit_crawl(store, params, output.spool.close(), summary, folder, force)
     store.fs.pipe_file(committed, orjson.dumps({"id": version.id}))
     for name in (JOURNAL, BODIES):

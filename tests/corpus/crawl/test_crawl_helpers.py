@@ -126,11 +126,12 @@ def test_extract_page_text_and_links() -> None:
     html = (
         '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251"></head><body>'
         "<article><h1>Заголовок</h1><p>Привет, мир. Это длинный абзац текста для проверки.</p></article>"
-        '<a href="/next.html">next</a><a href="rel.html#x">rel</a></body></html>'
+        '<a href="/next.html">next</a><a href="rel.html#x">rel</a><a href="rel.html?utm_source=x">again</a>'
+        '<a href="mailto:a@h.org">mail</a></body></html>'
     ).encode("cp1251")
-    text, links = extract_page(html, "text/html", "http://h.org/dir/page.html")
+    text, links = extract_page(html, "text/html", "http://h.org/dir/page.html", ("utm_source",))
     assert "Привет, мир." in text
-    assert links == ["http://h.org/next.html", "http://h.org/dir/rel.html#x"]
+    assert links == ["http://h.org/next.html", "http://h.org/dir/rel.html"]  # normalized, each once
 
 
 def test_seeds_file_is_read_from_any_fsspec_url(tmp_path) -> None:

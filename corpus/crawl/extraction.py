@@ -1,0 +1,139 @@
+"""Fetched pages to text and links on the Dask workers, in batches sized by the load.
+
+One Dask task per page cost the crawl's driver more than the extraction itself: each task and
+its body pass through the scheduler (in the driver's process on a LocalCluster) and each result
+was awaited by a thread of its own. Here pages wait in a queue while every worker thread has a
+batch; when one finishes, the pages queued meanwhile go as the next batch. Under light load a
+batch is one page (no added latency); under heavy load batches grow until the per-task cost is
+small beside the extraction. Pages queued and in flight are bounded, so a fast site cannot fill
+the driver's memory with bodies while the workers catch up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from tokenmill.corpus.crawl.page import extract_batch
+from tokenmill.corpus.crawl.progress import Activity
+
+MAX_BATCH_PAGES = 32
+MAX_QUEUED_PAGES = 256
+
+
+@dataclass
+class Extraction:
+    """A page to extract (`body` of `url` as `final_url` sent it) and, once done, what came out:
+    text, normalized links and the worker's seconds; `timed_out` if the page ran past its time."""
+
+    url: str
+    body: bytes
+    content_type: str | None
+    final_url: str
+    depth: int
+    fetch: dict[str, Any]
+    text: str = ""
+    links: tuple[str, ...] | list[str] = ()
+    seconds: float = 0.0
+    timed_out: bool = False
+
+
+Done = Callable[[list[Extraction]], None]
+
+
+class Extractor:
+    """Queues pages and hands each finished batch to `done` on the event loop, in one call."""
+
+    def __init__(self, client: Any, strip_params: tuple[str, ...], timeout_s: float, done: Done):
+        self.client, self.strip_params, self.timeout_s, self.done = client, strip_params, timeout_s, done
+        self.slots = max(1, sum(client.nthreads().values()))
+        self.queued: deque[Extraction] = deque()
+        self.alone: deque[Extraction] = deque()
+        self.in_flight = 0
+        self.room = asyncio.Semaphore(MAX_QUEUED_PAGES)
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.activity = Activity()
+        self.running: set[asyncio.Task] = set()
+        self.error: BaseException | None = None
+        self.threads = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="crawl-extract")
+        self.launch_due = False
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+    async def put(self, page: Extraction) -> None:
+        """Queue a page, waiting while MAX_QUEUED_PAGES are queued or in flight."""
+        await self.room.acquire()
+        self._raise()
+        self.idle.clear()
+        self.queued.append(page)
+        if not self.launch_due:
+            # Launch at the end of this turn of the loop, so pages fetched together go together.
+            self.launch_due = True
+            asyncio.get_running_loop().call_soon(self._launch)
+
+    async def drain(self) -> None:
+        """Wait until every page queued so far is extracted and handed to `done`."""
+        await self.idle.wait()
+        self._raise()
+
+    def _raise(self) -> None:
+        """A batch that failed (not timed out) fails the crawl, from the task that waits on it."""
+        if self.error is not None:
+            raise self.error
+
+    def _launch(self) -> None:
+        self.launch_due = False
+        while self.in_flight < self.slots and (self.alone or self.queued):
+            if self.alone:
+                batch = [self.alone.popleft()]
+            else:
+                batch = [self.queued.popleft() for _ in range(min(MAX_BATCH_PAGES, len(self.queued)))]
+            self.in_flight += 1
+            self.activity.start()
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+
+    async def _run(self, batch: list[Extraction]) -> None:
+        try:
+            await self._extract(batch)
+        except Exception as error:  # re-raised by `put` and `drain`, in the crawl's own tasks
+            self.error = error
+            self.idle.set()
+            self.room.release()
+
+    async def _extract(self, batch: list[Extraction]) -> None:
+        """One batch on a worker; a batch that runs past its time is retried a page at a time, so
+        only the page that hangs is lost to the timeout."""
+        future = self.client.submit(
+            extract_batch, [(p.body, p.content_type, p.final_url) for p in batch], self.strip_params, pure=False
+        )
+        wait = partial(future.result, timeout=self.timeout_s * len(batch))
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self.threads, wait)
+        except TimeoutError:
+            future.cancel()
+            results = None
+        finally:
+            self.in_flight -= 1
+            self.activity.stop()
+        if results is None and len(batch) > 1:
+            self.alone.extend(batch)
+        else:
+            for page, result in zip(batch, results or [("", [], self.timeout_s)]):
+                page.text, page.links, page.seconds = result
+                page.timed_out = results is None
+                page.body = b""
+            self.done(batch)
+            for _ in batch:
+                self.room.release()
+        self._launch()
+        if not (self.in_flight or self.queued or self.alone):
+            self.idle.set()
