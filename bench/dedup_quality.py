@@ -1,10 +1,12 @@
 """Labelled near-duplicate benchmark: precision, recall and F1 of the dedup step on real text.
 
 Real docs (the installed Python's docstrings) get one variant each, edited until its true
-shingle Jaccard with the original is near a target (0.5, 0.7, 0.8, 0.9, 0.95, or an exact
-copy) by one of: word substitutions, insertions, deletions, paragraph reordering, appended
-boilerplate. A pair is a true duplicate when its true Jaccard reaches the threshold and
-predicted one when dedup puts both docs in one cluster.
+shingle Jaccard with the original is near a target (0.5 to 0.95, most of them close to the
+0.8 threshold, or an exact copy) by one of: word substitutions, insertions, deletions,
+paragraph reordering, line shuffles, truncation of the end, appended boilerplate. A pair is a
+true duplicate when its true Jaccard reaches the threshold and predicted one when dedup puts
+both docs in one cluster. Scores: precision, recall and F1 over the pairs and per band of
+true Jaccard, and every removed doc checked against the doc that survived it.
 
     python bench/dedup_quality.py [--docs 300] [--threshold 0.8]
 """
@@ -24,8 +26,9 @@ from tokenmill.corpus.ingest import pydocs
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.corpus.store.versions import Store
 
-TARGETS = [0.5, 0.7, 0.8, 0.9, 0.95, 1.0]
-EDITS = ["substitute", "insert", "delete", "reorder", "boilerplate"]
+TARGETS = [0.5, 0.7, 0.75, 0.78, 0.82, 0.85, 0.88, 0.9, 0.95, 1.0]
+EDITS = ["substitute", "insert", "delete", "reorder", "shuffle", "truncate", "boilerplate"]
+JACCARD_BANDS = [(0.0, 0.5), (0.5, 0.7), (0.7, 0.8), (0.8, 0.85), (0.85, 0.9), (0.9, 1.01)]
 BOILERPLATE = "Copyright the authors. All rights reserved. Licensed under the terms in LICENSE; see the website."
 MIN_WORDS = 150
 MAX_WORDS = 1500
@@ -58,7 +61,15 @@ def edited(text: str, kind: str, amount: int, rng: random.Random) -> str:
         return "\n\n".join(moved)
     if kind == "boilerplate":
         return text + ("\n" + BOILERPLATE) * amount
+    if kind == "shuffle":
+        lines = text.split("\n")
+        for _ in range(amount):
+            i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
+            lines[i], lines[j] = lines[j], lines[i]
+        return "\n".join(lines)
     words = text.split(" ")
+    if kind == "truncate":
+        return " ".join(words[: max(1, len(words) - amount)])
     for _ in range(amount):
         i = rng.randrange(len(words))
         if kind == "substitute":
@@ -82,7 +93,7 @@ def variant(text: str, target: float, kind: str, seed: int) -> tuple[str, float]
     def make(amount: int) -> tuple[str, float]:
         rng = random.Random(seed)
         candidate = edited(text, kind, amount, rng)
-        if kind in ("reorder", "boilerplate"):
+        if kind in ("reorder", "shuffle", "boilerplate"):
             candidate = edited(candidate, "substitute", amount, rng)
         return candidate, jaccard(text, candidate)
 
@@ -110,13 +121,38 @@ def labelled_corpus(texts: list[str]) -> tuple[list[dict[str, str]], list[tuple[
 
 
 def clusters_by_source(store: Store, vid: str) -> tuple[dict[str, str], set[str]]:
-    """(the cluster (survivor id) of every doc, kept or rejected; the sources kept)."""
-    kept = store.read_docs(vid, columns=["source", "dup_cluster"]).compute()
-    found = dict(zip(kept["source"], kept["dup_cluster"]))
+    """(the source of the doc each doc's cluster kept, itself for a kept doc; the sources kept)."""
+    kept = store.read_docs(vid, columns=["id", "source"]).compute()
+    survivor = dict(zip(kept["source"], kept["source"]))
     if store.files(vid, "rejected"):
+        source_of = dict(zip(kept["id"], kept["source"]))
         rejected = store.read_docs(vid, columns=["source", "duplicate_of"], kind="rejected").compute()
-        found.update(zip(rejected["source"], rejected["duplicate_of"]))
-    return found, set(kept["source"])
+        survivor.update((src, source_of[dup]) for src, dup in zip(rejected["source"], rejected["duplicate_of"]))
+    return survivor, set(kept["source"])
+
+
+def unlike_survivors(texts: dict[str, str], survivor: dict[str, str], threshold: float) -> int:
+    """Removed docs whose true Jaccard with the doc kept in their place is below the threshold: docs
+    removed through a chain of pairs for a doc they do not resemble."""
+    return sum(kept != src and jaccard(texts[src], texts[kept]) < threshold for src, kept in survivor.items())
+
+
+def band_scores(pairs: list[tuple[str, str, float]], cluster: dict[str, str], threshold: float) -> list[dict[str, Any]]:
+    """Per band of true Jaccard: the pairs, how many were merged, and the band's precision (merges
+    that are true), recall (true pairs merged) and F1."""
+    rows = []
+    for low, high in JACCARD_BANDS:
+        band = [(cluster[o] == cluster[c], j >= threshold) for o, c, j in pairs if low <= j < high]
+        if not band:
+            continue
+        tp = sum(m and t for m, t in band)
+        merged, true = sum(m for m, _ in band), sum(t for _, t in band)
+        precision, recall = (tp / merged if merged else 1.0), (tp / true if true else 1.0)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"jaccard": f"[{low:.2f}, {min(high, 1.0):.2f}{']' if high > 1 else ')'}", "pairs": len(band),
+                     "merged": merged, "precision": round(precision, 4), "recall": round(recall, 4),
+                     "f1": round(f1, 4)})
+    return rows
 
 
 def band_recall(pairs: list[tuple[str, str, float]], cluster: dict[str, str], low: float, high: float) -> float | None:
@@ -151,6 +187,7 @@ def score(pairs: list[tuple[str, str, float]], cluster: dict[str, str], threshol
         "recall_0.90_1.00": band_recall(pairs, cluster, 0.9, 1.01),
         "true_pairs_fully_removed": sum(o not in kept and c not in kept for o, c, j in pairs if j >= threshold),
         "merge_rate_by_jaccard": {k: f"{v[0]}/{v[1]}" for k, v in sorted(bands.items())},
+        "by_band": band_scores(pairs, cluster, threshold),
     }
 
 
@@ -164,7 +201,9 @@ def run_quality(texts: list[str], workdir: Path, client: Any, params: DedupParam
     version = run_dedup(store, params, client, input_version=loaded.id)
     cluster, kept = clusters_by_source(store, version.id)
     high = [p for p in pairs if p[2] >= 0.9 or p[2] < 0.5]
-    return {"at_threshold": score(pairs, cluster, params.threshold, kept),
+    texts = {r["url"]: r["text"] for r in records}
+    return {"at_threshold": {**score(pairs, cluster, params.threshold, kept),
+                             "removed_for_an_unlike_survivor": unlike_survivors(texts, cluster, params.threshold)},
             "pairs_at_0.9": score(high, cluster, 0.9, kept)}
 
 

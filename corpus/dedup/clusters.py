@@ -181,9 +181,11 @@ def survivor_jaccard(frame: pd.DataFrame, dtype: str) -> pd.DataFrame:
 
 
 def split_off(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Members below the threshold with their survivor become components of their own."""
+    """Members below the threshold with their survivor become components of their own, labelled
+    -1 - node: a label no component has (components are labelled by their least node, which may be
+    the very member that splits off, so `node` itself would put it back in its old component)."""
     failed = frame["jaccard"].to_numpy() < threshold
-    comp = np.where(failed, frame["node"].to_numpy(np.int64), frame["comp"].to_numpy(np.int64))
+    comp = np.where(failed, -1 - frame["node"].to_numpy(np.int64), frame["comp"].to_numpy(np.int64))
     return frame.assign(comp=comp, jaccard=np.where(failed, np.nan, frame["jaccard"].to_numpy()))
 
 

@@ -13,7 +13,9 @@ from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.versions import Store, VersionKey
 
 STEP = "dedup"
-CODE_VERSION = "dedup-v3"
+CODE_VERSION = "dedup-v4"  # v4: a member split off its cluster never rejoins it
+# Versions whose signatures carry the shingle sets that `against` decides by.
+WITH_SHINGLE_SETS = ("dedup-v3", CODE_VERSION)
 # How far below the threshold the LSH is tuned by default: at 0.8, 18 bands x 7 rows make a pair
 # at J = 0.8 a candidate with probability 0.986 (the 9 x 13 tuned at 0.8 itself: 0.40).
 CANDIDATE_MARGIN = 0.2

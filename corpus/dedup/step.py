@@ -42,7 +42,7 @@ from tokenmill.corpus.dedup.clusters import (
 )
 from tokenmill.corpus.dedup.jaccard import shingle_sets
 from tokenmill.corpus.dedup.lsh import s_curve
-from tokenmill.corpus.dedup.params import CODE_VERSION, STEP, DedupParams, version_key
+from tokenmill.corpus.dedup.params import CODE_VERSION, STEP, WITH_SHINGLE_SETS, DedupParams, version_key
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.parts import Batch, PartWriter, run_parts
 from tokenmill.corpus.store.schema import DOC_FIELDS, rejected_schema
@@ -128,7 +128,7 @@ def check_against(store: Store, params: DedupParams) -> None:
         manifest = store.manifest(vid)
         if manifest.step != STEP:
             raise ConfigError(f"dedup.against: '{vid}' is a {manifest.step} version, not a dedup version")
-        if manifest.code_version != CODE_VERSION:
+        if manifest.code_version not in WITH_SHINGLE_SETS:
             raise ConfigError(f"dedup.against: '{vid}' was made by {manifest.code_version}, without the shingle "
                               f"sets {CODE_VERSION} decides by; rerun dedup on its input and use that version")
         differing = [k for k in SIGNATURE_SETTINGS if manifest.params.get(k) != getattr(params, k)]
