@@ -1,8 +1,17 @@
-"""Dedup throughput: MinHash signatures beside `datasketch.MinHash.bulk`, and the whole step.
+"""Dedup throughput: MinHash signatures beside `datasketch.MinHash.bulk`, the whole step, and
+(`--compare`) the whole `tokenmill run dedup` command beside datasketch and rensa.
 
 Signatures are timed in this process (one core) from the same texts both ways, normalization
 and shingling included, so the ratio is the per-core speedup. The whole step (read, shingle, sign, band, shuffle,
 components, write) runs on the cluster over real text with injected exact and near copies.
+
+`--compare` builds the labelled corpus of `dedup_quality.py` from every module doc of the
+installed Python and packages (each doc and one edited variant; cached under the temp folder),
+loads it, then times as whole commands in one run: `tokenmill run dedup` (fresh, then cached),
+and datasketch's and rensa's MinHash LSH (`dedup_baselines.py`), each scored on the same labels.
+
+    python bench/bench_dedup.py [--size-mb 20]
+    python bench/bench_dedup.py --compare [--docs 8000]
 """
 
 from __future__ import annotations
@@ -11,6 +20,9 @@ import importlib.util
 import json
 import pathlib
 import random
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any
 
@@ -125,16 +137,85 @@ def bench(size_mb: float, workdir: pathlib.Path, client: Any) -> list[dict]:
     return rows
 
 
+def labelled_input(docs: int) -> tuple[pathlib.Path, list[tuple[str, str, float]], dict[str, str]]:
+    """(JSONL, labelled pairs, text by source) of `docs` real docs and their variants, made once per size."""
+    quality = _sibling("dedup_quality")
+    cache = pathlib.Path(tempfile.gettempdir()) / "tokenmill-bench" / f"dedup-compare-{docs}"
+    path, labels = cache / "input.jsonl", cache / "pairs.json"
+    if not labels.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        records, pairs = quality.labelled_corpus(quality.real_texts(docs, min_words=50, max_words=20_000))
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        labels.write_text(json.dumps(pairs), encoding="utf-8")
+    texts = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            texts[record["url"]] = record["text"]
+    return path, [tuple(p) for p in json.loads(labels.read_text())], texts
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, done.stdout
+
+
+def compare(docs: int, threshold: float, workers: int, workdir: pathlib.Path) -> list[dict]:
+    """The whole commands on one labelled input, each with its wall and its scores."""
+    quality = _sibling("dedup_quality")
+    path, pairs, texts = labelled_input(docs)
+    mb = path.stat().st_size / 2**20
+    tokenmill = [sys.executable, "-c", "from tokenmill.flows.cli import main; main()"]
+    store = ["--store", str(workdir / "store"), "--set", f"dask.n_workers={workers}", "--json"]
+    _, out = timed([*tokenmill, "run", "load", *store, "--set", f"load.paths=['{path}']",
+                    "--set", "load.source_field=url"])
+    loaded = json.loads(out)["load"]
+    rows = []
+
+    def row(tool: str, wall: float, survivor: dict[str, str]) -> dict:
+        cluster = {source: survivor.get(source, source) for source in texts}
+        kept = {source for source in texts if source not in survivor}
+        scores = quality.score(pairs, cluster, threshold, kept)
+        return {"tool": tool, "docs": len(texts), "mb": round(mb, 1), "wall_s": round(wall, 2),
+                **{k: scores[k] for k in ("precision", "recall", "f1", "recall_0.80_0.90", "recall_0.90_1.00",
+                                          "true_pairs_fully_removed")},
+                "removed": len(survivor),
+                "removed_for_an_unlike_survivor": quality.unlike_survivors(texts, cluster, threshold),
+                "by_band": scores["by_band"]}
+
+    dedup = [*tokenmill, "run", "dedup", "--from", loaded, *store, "--set", f"dedup.threshold={threshold}"]
+    wall, out = timed(dedup)
+    vid = json.loads(out)["dedup"]
+    survivor, _ = quality.clusters_by_source(Store(str(workdir / "store")), vid)
+    rows.append(row("tokenmill run dedup", wall, {s: k for s, k in survivor.items() if s != k}))
+    cached_wall, _ = timed(dedup)
+    rows.append({"tool": "tokenmill run dedup (cached)", "wall_s": round(cached_wall, 2)})
+    for tool in ("datasketch", "rensa"):
+        output = workdir / f"{tool}.json"
+        wall, _ = timed([sys.executable, str(pathlib.Path(__file__).parent / "dedup_baselines.py"), tool, str(path),
+                         str(output), "--threshold", str(threshold)])
+        rows.append(row(tool, wall, json.loads(output.read_text())))
+    return rows
+
+
 if __name__ == "__main__":
     import argparse
-    import tempfile
 
     from tokenmill.corpus.store.runtime import DaskSettings, dask_client
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--compare", action="store_true", help="whole commands beside datasketch and rensa")
+    parser.add_argument("--docs", type=int, default=8000, help="--compare: real docs (each with one variant)")
+    parser.add_argument("--threshold", type=float, default=0.8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, dask_client(DaskSettings(n_workers=args.workers)) as dask:
-        for row in bench(args.size_mb, pathlib.Path(tmp), dask):
-            print(json.dumps(row))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.compare:
+            results = compare(args.docs, args.threshold, args.workers, pathlib.Path(tmp))
+        else:
+            with dask_client(DaskSettings(n_workers=args.workers)) as dask:
+                results = bench(args.size_mb, pathlib.Path(tmp), dask)
+        for result in results:
+            print(json.dumps(result))
