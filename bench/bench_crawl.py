@@ -27,7 +27,7 @@ from typing import Any
 
 SECTION_PAGES = 40
 SITE_PAGES = 8_000
-TEXT_BYTES = 26_000
+TEXT_BYTES = 23_000
 CROSS_REFS = 20
 POPULAR_PAGES = 600
 PEPS = 400
@@ -70,9 +70,10 @@ def topic_html(name: str, text: str, n: int, site_pages: int, refs: list[int]) -
 
 
 @functools.cache
-def site_page(n: int, site_pages: int = SITE_PAGES) -> bytes:
-    """Page `n` (0: the index), about 54 KB: the head, a header with the top sections, a sidebar
-    with the section's pages, ~30 KB of text with cross-references, links to other sites, footer."""
+def site_page(n: int, site_pages: int = SITE_PAGES, text_bytes: int = TEXT_BYTES) -> bytes:
+    """Page `n` (0: the index), 54 KB on average: the head, a header with the top sections, a sidebar
+    with the section's pages, `text_bytes` or more of text with cross-references, links to other
+    sites, footer."""
     section = n // SECTION_PAGES
     first = section * SECTION_PAGES
     header = "".join(f'<li><a href="/p/{s * SECTION_PAGES}.html">Section {s}</a></li>' for s in range(12))
@@ -86,7 +87,7 @@ def site_page(n: int, site_pages: int = SITE_PAGES) -> bytes:
     refs = [(n * 7919 + k * 104729) % POPULAR_PAGES if k % 3 else min(site_pages - 1, first + (n + k) % 60)
             for k in range(CROSS_REFS)]
     body, size, t = [], 0, n
-    while size < TEXT_BYTES:
+    while size < text_bytes:
         name, text = topics()[t % len(topics())]
         body.append(topic_html(name, text, n, site_pages, refs))
         size += len(text)
@@ -107,20 +108,21 @@ def site_page(n: int, site_pages: int = SITE_PAGES) -> bytes:
     return page.encode()
 
 
-def route(path: str, site_pages: int) -> tuple[int, str, bytes]:
+def route(path: str, site_pages: int, text_bytes: int) -> tuple[int, str, bytes]:
     """(status, content type, body) of one path of the site; pages past `site_pages` are 404."""
+    html = "text/html; charset=utf-8"
     if path == "/robots.txt":
         return 200, "text/plain", b"User-agent: *\nDisallow: /search\n"
     if path == "/":
-        return 200, "text/html; charset=utf-8", site_page(0, site_pages)
+        return 200, html, site_page(0, site_pages, text_bytes)
     if path.startswith("/p/") and path.endswith(".html") and path[3:-5].isdigit() and int(path[3:-5]) < site_pages:
-        return 200, "text/html; charset=utf-8", site_page(int(path[3:-5]), site_pages)
+        return 200, html, site_page(int(path[3:-5]), site_pages, text_bytes)
     if path in ("/genindex.html", "/py-modindex.html"):
-        return 200, "text/html; charset=utf-8", site_page(1, site_pages)
+        return 200, html, site_page(1, site_pages, text_bytes)
     return 404, "text/html", b"<html><body>not found</body></html>"
 
 
-def serve(site_pages: int) -> None:
+def serve(site_pages: int, text_bytes: int) -> None:
     """The server process: print the port, then serve the site until killed."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -130,7 +132,7 @@ def serve(site_pages: int) -> None:
             pass
 
         def do_GET(self) -> None:
-            status, ctype, body = route(self.path, site_pages)
+            status, ctype, body = route(self.path, site_pages, text_bytes)
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
@@ -143,9 +145,10 @@ def serve(site_pages: int) -> None:
     server.serve_forever()
 
 
-def start_site(site_pages: int = SITE_PAGES) -> tuple[str, subprocess.Popen]:
+def start_site(site_pages: int = SITE_PAGES, text_bytes: int = TEXT_BYTES) -> tuple[str, subprocess.Popen]:
     """The site's server process and its base URL."""
-    server = subprocess.Popen([sys.executable, __file__, "serve", str(site_pages)], stdout=subprocess.PIPE, text=True)
+    args = [sys.executable, __file__, "serve", str(site_pages), str(text_bytes)]
+    server = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     return f"http://127.0.0.1:{server.stdout.readline().strip()}", server
 
 
@@ -186,7 +189,7 @@ def bench(sizes: list[int], workdir: Path, client: Any, runs: int = 2) -> list[d
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        serve(int(sys.argv[2]))
+        serve(int(sys.argv[2]), int(sys.argv[3]))
     else:
         import tempfile
 

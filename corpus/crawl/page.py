@@ -9,10 +9,15 @@ from __future__ import annotations
 import codecs
 import re
 import time
-from urllib.parse import urljoin
+from functools import lru_cache
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from tokenmill.corpus.crawl.urls import normalize_url
 from tokenmill.corpus.ingest.extract import html_to_text
+
+if TYPE_CHECKING:
+    from resiliparse.parse.html import HTMLTree
 
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 SNIFF_BYTES = 4096
@@ -52,31 +57,47 @@ def page_charset(body: bytes, content_type: str | None) -> str:
     return charset
 
 
-def page_links(html: str, base_url: str, strip_params: tuple[str, ...] = ()) -> list[str]:
+def page_links(tree: HTMLTree, base_url: str, strip_params: tuple[str, ...] = ()) -> list[str]:
     """The normalized targets of the page's `<a href>` links, resolved against `<base href>` or the
     page URL, each once, in page order (done here on the worker, not on the crawl's event loop)."""
-    from resiliparse.parse.html import HTMLTree
-
-    tree = HTMLTree.parse(html)
     base = tree.document.query_selector("base[href]")
     if base is not None:
         base_url = urljoin(base_url, base.getattr("href") or "")
     # `.values()`: iterating the collection itself costs O(n) per element in resiliparse 2.0
     # (70 ms for the 100 links of a documentation page, against 1 ms this way).
-    hrefs = dict.fromkeys(a.getattr("href") or "" for a in tree.document.query_selector_all("a[href]").values())
-    # Dask's profiler may hold this frame after return; a tree freed from its thread logs an error.
-    del tree, base
-    links = (normalize_url(href, strip_params, base=base_url) for href in hrefs)
+    anchors = tree.document.query_selector_all("a[href]").values()
+    hrefs = dict.fromkeys((a.getattr("href") or "").strip() for a in anchors)
+    del base, anchors
+    folder = base_folder(base_url)
+    links = (resolved_link(href, strip_params, base_url if href[:1] in ("", "?", "#") else folder) for href in hrefs)
     return list(dict.fromkeys(link for link in links if link))
+
+
+def base_folder(url: str) -> str:
+    """`url` up to the last `/` of its path: all that a link with a path of its own depends on
+    (RFC 3986 §5.2.2-5.2.3); a link that is empty or only a query or fragment needs all of `url`."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path[: parts.path.rfind("/") + 1] or "/", "", ""))
+
+
+# Pages of one site repeat most of their links (menus, sidebars, the same folder's relative links):
+# remembered per base folder, a documentation page's ~100 links resolve in a tenth of the time.
+resolved_link = lru_cache(maxsize=1 << 16)(normalize_url)
 
 
 def extract_page(body: bytes, content_type: str | None, url: str,
                  strip_params: tuple[str, ...] = ()) -> tuple[str, list[str]]:
-    """(main text, normalized absolute links) of one response body."""
+    """(main text, normalized absolute links) of one response body, from one parse of it."""
+    from resiliparse.parse.html import HTMLTree
+
     text = body.decode(page_charset(body, content_type), errors="replace")
     if media_type(content_type) != "text/html":
         return text.strip(), []
-    return html_to_text(text).strip(), page_links(text, url, strip_params)
+    tree = HTMLTree.parse(text)
+    page = html_to_text(tree).strip(), page_links(tree, url, strip_params)
+    # Dask's profiler may hold this frame after return; a tree freed from its thread logs an error.
+    del tree
+    return page
 
 
 Page = tuple[bytes, str | None, str]

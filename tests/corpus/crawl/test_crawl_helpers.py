@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+from resiliparse.parse.html import HTMLTree
 
 from tokenmill.corpus.crawl.fetch import retry_after_seconds, retry_delay, retryable
-from tokenmill.corpus.crawl.page import extract_page, page_charset
+from tokenmill.corpus.crawl.page import extract_page, page_charset, page_links
 from tokenmill.corpus.crawl.robots import parse_robots
 from tokenmill.corpus.crawl.urls import Scope, is_public_address, normalize_url
 
@@ -132,6 +133,19 @@ def test_extract_page_text_and_links() -> None:
     text, links = extract_page(html, "text/html", "http://h.org/dir/page.html", ("utm_source",))
     assert "Привет, мир." in text
     assert links == ["http://h.org/next.html", "http://h.org/dir/rel.html"]  # normalized, each once
+
+
+@pytest.mark.parametrize("page", ["http://h.org/dir/page.html?x=1", "http://h.org/dir/other.html", "http://h.org",
+                                  "http://h.org/a/b/c;p?q=2"])
+def test_links_resolved_through_the_folder_cache_as_one_by_one(page: str) -> None:
+    """Links are remembered per base folder (or per page for '', '?q' and '#f'): each resolves as
+    `normalize_url` resolves it against the page itself, whichever page of the folder came first."""
+    hrefs = ["rel.html", "./rel.html?utm_source=x&b=2", "../up.html", "/abs.html", "//other.org/x", "",
+             "?q=1", "#frag", " spaced.html ", "https://h.org:443/p", "sub/", "..", "mailto:a@h.org", "c;p"]
+    tree = HTMLTree.parse("".join(f'<a href="{href}">x</a>' for href in hrefs))
+    expected = [normalize_url(href, ["utm_source"], base=page) for href in hrefs]
+    for _ in range(2):  # the second time from the cache
+        assert page_links(tree, page, ("utm_source",)) == list(dict.fromkeys(e for e in expected if e))
 
 
 def test_seeds_file_is_read_from_any_fsspec_url(tmp_path) -> None:
