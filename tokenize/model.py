@@ -26,16 +26,18 @@ class TokenizerInfo:
     model_sha256: str
     vocab_size: int
     newline_id: int | None
+    mask_id: int | None  # None for tokenizer versions made before the mask piece (tokenizer-v2)
 
 
 def tokenizer_info(store: Store, tokenizer_version: str) -> TokenizerInfo:
-    """The model file, checksum, vocabulary size and newline piece of a committed tokenizer version."""
+    """The model file, checksum, vocabulary size, newline and mask pieces of a committed tokenizer version."""
     manifest = store.manifest(tokenizer_version)
     if manifest.step != "tokenizer":
         raise InputError(f"'{tokenizer_version}' is a {manifest.step} version, not a tokenizer")
     sha = next(f.sha256 for f in manifest.files if f.path == MODEL_FILE)
     url = store.uri(store.file_path(tokenizer_version, MODEL_FILE, manifest))
-    return TokenizerInfo(url, sha, int(manifest.stats["vocab_size"]), manifest.stats.get("newline_id"))
+    stats = manifest.stats
+    return TokenizerInfo(url, sha, int(stats["vocab_size"]), stats.get("newline_id"), stats.get("mask_id"))
 
 
 def load_model(url: str, sha256: str) -> Any:
@@ -55,3 +57,9 @@ def tokenizer_model(store: Store, tokenizer_version: str) -> Any:
     """The loaded sentencepiece model of a tokenizer version."""
     info = tokenizer_info(store, tokenizer_version)
     return load_model(info.model_url, info.model_sha256)
+
+
+def special_ids(sp: Any) -> list[int]:
+    """The ids that stand for no text (unknown and control pieces: bos, eos, pad, mask): the masked
+    objective never selects them and never draws them as random replacements."""
+    return [i for i in range(sp.vocab_size()) if sp.IsControl(i) or sp.IsUnknown(i)]

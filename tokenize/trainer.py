@@ -43,7 +43,7 @@ from tokenmill.tokenize.model import (
 from tokenmill.tokenize.sampling import UNIT_BINS, bin_edge, bins_within, id_units, unit_histogram
 
 STEP = "tokenizer"
-CODE_VERSION = "tokenizer-v2"  # v2: sample cutoffs on geometric bins
+CODE_VERSION = "tokenizer-v3"  # v2: sample cutoffs on geometric bins; v3: a mask piece (mask_id in the stats)
 SAMPLE_SALT = "tokenizer-sample"
 BYTE_PIECES = 256
 
@@ -70,6 +70,11 @@ class TokenizerParams(Settings):
         default_factory=lambda: ["\n"],
         description="pieces always kept whole; newline by default so it is one token and never merges into words",
     )
+    mask_token: str = Field(
+        default="<mask>", min_length=1,
+        description="the mask piece of the masked objective, reserved as a control symbol: encoding text never "
+        "yields it, so a literal '<mask>' in a doc stays text",
+    )
     max_sentence_length: int = Field(
         default=4192, ge=64, description="bytes per training sentence (the trainer skips longer ones, so text is cut)"
     )
@@ -81,7 +86,9 @@ class TokenizerParams(Settings):
 
     @model_validator(mode="after")
     def _room_for_bytes(self) -> TokenizerParams:
-        specials = 4 if self.pad else 3
+        if self.mask_token in self.user_defined_symbols:
+            raise ValueError(f"mask_token {self.mask_token!r} is also a user-defined symbol")
+        specials = 5 if self.pad else 4  # unk, bos, eos, (pad), mask
         needed = specials + len(self.user_defined_symbols) + (BYTE_PIECES if self.byte_fallback else 0) + 1
         if self.vocab_size < needed:
             raise ValueError(f"vocab_size {self.vocab_size} leaves no room for learned pieces (need > {needed - 1})")
@@ -103,6 +110,7 @@ def trainer_spec(params: TokenizerParams) -> dict[str, Any]:
         "num_threads": params.num_threads or os.cpu_count() or 1,
         "max_sentence_length": params.max_sentence_length,
         "user_defined_symbols": list(params.user_defined_symbols),
+        "control_symbols": [params.mask_token],
         "unk_id": UNK_ID,
         "bos_id": BOS_ID,
         "eos_id": EOS_ID,
@@ -274,6 +282,8 @@ def tokenizer_stats(sp: Any, sample: SampleStream, model_sha256: str, train_seco
         "train_seconds": round(train_seconds, 3),
         "model_sha256": model_sha256,
         "newline_id": sp.piece_to_id("\n") if "\n" in params.user_defined_symbols else None,
+        "mask_token": params.mask_token,
+        "mask_id": sp.piece_to_id(params.mask_token),
         "sample_below": sample.sample_below,
         "heldout_from": sample.heldout_from,
         "sentences_skipped_too_long": 0,

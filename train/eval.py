@@ -1,9 +1,13 @@
-"""Scoring a model: bits per byte on a fixed text set, loss on the pack's val split, a cloze probe.
+"""Scoring a model: bits per byte on a fixed text set, loss on the pack's val split, a cloze probe;
+for a masked model, masked-token loss and accuracy instead.
 
 Bits per byte divides the model's total negative log-likelihood (nats, over every token of
 every text) by ln 2 and by the texts' UTF-8 bytes. The byte count does not depend on the
 tokenizer, so models with different vocabularies are compared on one scale (as in The Pile's
-evaluation, Gao et al. 2020).
+evaluation, Gao et al. 2020). A masked model gives no probability of a whole text (only of
+masked tokens given the rest), so it has no bits per byte; it is scored on the same text with
+15% of the tokens masked at fixed positions, against the accuracy of always answering the most
+frequent of the masked tokens (the best a unigram model can do there).
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from tokenmill.train.device import Runtime
+from tokenmill.train.masking import EVAL_SEED, IGNORE, MaskRule, batch_generator, mask_tokens
+
+BPB_NOT_FOR_MASKED = ("a masked model gives no left-to-right probability of a text, so it has no bits per byte "
+                      "(nor cloze): masked-token loss and accuracy on the same eval text are reported instead")
 
 
 def bits_per_byte(total_nats: float, total_bytes: int) -> float:
@@ -98,18 +106,48 @@ def text_set_bpb(scorer: TextScorer, texts: Sequence[str]) -> dict[str, Any]:
             "eval_bytes": n_bytes, "eval_tokens": n_tokens}
 
 
-@torch.no_grad()
-def val_loss(model: torch.nn.Module, windows: Iterable[np.ndarray], batch_size: int, runtime: Runtime) -> dict:
-    """Mean next-token loss and perplexity over validation windows (seq_len + 1 tokens each)."""
-    total, count, batch = 0.0, 0, []
+@dataclass
+class Tally:
+    """Summed loss (nats), correct top choices and targets, with the targets' counts per token id
+    (for the unigram baseline)."""
+
+    nats: float = 0.0
+    correct: int = 0
+    count: int = 0
+    ids: np.ndarray | None = None
+
+    @torch.no_grad()
+    def add(self, model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, runtime: Runtime) -> None:
+        """Score a batch at its targets (IGNORE elsewhere)."""
+        with runtime.autocast():
+            logits, _ = model(inputs.to(runtime.device))
+        chosen = targets != IGNORE
+        logits, wanted = logits[chosen.to(logits.device)].float(), targets[chosen].to(logits.device)
+        self.nats += float(F.cross_entropy(logits, wanted, reduction="sum"))
+        self.correct += int((logits.argmax(-1) == wanted).sum())
+        self.count += int(wanted.numel())
+        counts = np.bincount(wanted.cpu().numpy(), minlength=logits.size(-1))
+        self.ids = counts if self.ids is None else self.ids + counts
+
+
+def pairs(rows: torch.Tensor, rule: MaskRule | None, generator: torch.Generator | None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) of windows of seq_len + 1 tokens: the next tokens, or the masked ones."""
+    if rule is None:
+        return rows[:, :-1], rows[:, 1:]
+    return mask_tokens(rows[:, :-1], rule, generator)
+
+
+def val_loss(model: torch.nn.Module, windows: Iterable[np.ndarray], batch_size: int, runtime: Runtime,
+             rule: MaskRule | None = None) -> dict:
+    """Mean loss and perplexity over validation windows (seq_len + 1 tokens each): next-token loss, or
+    with a mask rule the masked-token loss at positions fixed by the eval seed."""
+    tally, batch = Tally(), []
+    generator = batch_generator(EVAL_SEED) if rule is not None else None
+    model.eval()
 
     def flush() -> None:
-        nonlocal total, count
-        rows = torch.from_numpy(np.stack(batch)).to(runtime.device)
-        with runtime.autocast():
-            logits, _ = model(rows[:, :-1])
-        total += float(F.cross_entropy(logits.float().flatten(0, 1), rows[:, 1:].flatten(), reduction="sum"))
-        count += rows[:, 1:].numel()
+        tally.add(model, *pairs(torch.from_numpy(np.stack(batch)), rule, generator), runtime)
         batch.clear()
 
     for window in windows:
@@ -118,10 +156,29 @@ def val_loss(model: torch.nn.Module, windows: Iterable[np.ndarray], batch_size: 
             flush()
     if batch:
         flush()
-    if not count:
+    if not tally.count:
         return {"val_loss": None, "val_ppl": None, "val_tokens": 0}
-    loss = total / count
-    return {"val_loss": loss, "val_ppl": math.exp(min(loss, 700.0)), "val_tokens": count}
+    loss = tally.nats / tally.count
+    return {"val_loss": loss, "val_ppl": math.exp(min(loss, 700.0)), "val_tokens": tally.count}
+
+
+def masked_text_scores(scorer: TextScorer, texts: Sequence[str], rule: MaskRule) -> dict[str, Any]:
+    """Masked-token loss and accuracy over a text set cut into pieces of the model's context, every
+    selected token masked at positions fixed by the eval seed, beside the unigram baseline."""
+    tally, generator, n_bytes, n_tokens = Tally(), batch_generator(EVAL_SEED), 0, 0
+    for text, ids in zip(texts, scorer.sp.encode(list(texts))):
+        tokens = [scorer.prefix_id, *ids]
+        for start in range(0, len(tokens), scorer.seq_len):
+            piece = torch.tensor([tokens[start:start + scorer.seq_len]], dtype=torch.long)
+            tally.add(scorer.model, *mask_tokens(piece, rule, generator), scorer.runtime)
+        n_bytes += len(text.encode("utf-8", "surrogatepass"))
+        n_tokens += len(ids)
+    found = tally.count > 0
+    return {"bpb": None, "bpb_note": BPB_NOT_FOR_MASKED, "eval_bytes": n_bytes, "eval_tokens": n_tokens,
+            "mlm_loss": tally.nats / tally.count if found else None,
+            "mlm_acc": tally.correct / tally.count if found else None,
+            "mlm_unigram_acc": int(tally.ids.max()) / tally.count if found else None,
+            "mlm_tokens": tally.count}
 
 
 WORD = re.compile(r"[A-Za-z]+")

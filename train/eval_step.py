@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tokenmill.corpus.store.errors import InputError
+from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.step import (
     Version,
     VersionKey,
@@ -21,7 +21,7 @@ from tokenmill.corpus.store.step import (
 )
 from tokenmill.corpus.store.versions import Attempt, Store
 from tokenmill.tokenize.evalset import eval_texts
-from tokenmill.tokenize.model import tokenizer_model
+from tokenmill.tokenize.model import load_model, special_ids, tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import load_checkpoint
 from tokenmill.train.data import pack_shards, val_windows
@@ -30,16 +30,18 @@ from tokenmill.train.eval import (
     TextScorer,
     cloze_items,
     cloze_scores,
+    masked_text_scores,
     take_texts,
     text_set_bpb,
     texts_sha256,
     val_loss,
 )
+from tokenmill.train.masking import MaskRule, eval_rule, mask_rule
 from tokenmill.train.model import GPT, ModelConfig
-from tokenmill.train.params import EvalParams
+from tokenmill.train.params import EvalParams, ScoreParams
 
 STEP = "eval"
-CODE_VERSION = "eval-v1"
+CODE_VERSION = "eval-v2"  # v2: masked models scored by masked-token loss and accuracy
 WEIGHTS = "model.pt"
 
 
@@ -51,24 +53,41 @@ class EvalSet:
     sha256: str
 
 
-def load_eval_set(store: Store, params: EvalParams) -> EvalSet:
+def load_eval_set(store: Store, params: ScoreParams) -> EvalSet:
     texts = take_texts(eval_texts(store, params.eval_texts), params.eval_max_bytes)
     return EvalSet(texts, texts_sha256(texts))
 
 
-def score_model(model: torch.nn.Module, sp: Any, prefix_id: int, runtime: Runtime, eval_set: EvalSet,
-                val_shards: list[Shard], params: EvalParams) -> dict[str, Any]:
-    """Bits per byte and cloze accuracy on the eval set, loss and perplexity on the val split."""
+def tokenizer_mask_rule(store: Store, tokenizer_version: str, select: float, replace: float = 1.0,
+                        random: float = 0.0) -> MaskRule:
+    """The masked objective's rule over a tokenizer's vocabulary; a tokenizer without a mask piece is refused."""
+    info = tokenizer_info(store, tokenizer_version)
+    if info.mask_id is None:
+        raise ConfigError(f"train.objective 'masked': tokenizer {tokenizer_version} has no mask piece (made before "
+                          "tokenizer.mask_token existed); train a new tokenizer version")
+    sp = load_model(info.model_url, info.model_sha256)
+    return mask_rule(select, replace, random, info.mask_id, sp.vocab_size(), special_ids(sp))
+
+
+def score_model(model: GPT, sp: Any, prefix_id: int, runtime: Runtime, eval_set: EvalSet,
+                val_shards: list[Shard], params: ScoreParams, rule: MaskRule | None = None) -> dict[str, Any]:
+    """Bits per byte and cloze accuracy on the eval set, loss and perplexity on the val split; a masked
+    model (given its `rule`) has masked-token loss and accuracy instead of bits per byte and cloze."""
     model.eval()
     scorer = TextScorer(model, sp, prefix_id, model.cfg.seq_len, runtime)
-    items = cloze_items(eval_set.texts, params.cloze_context_words, params.cloze_min_words, params.cloze_max_items)
     windows = val_windows(val_shards, model.cfg.seq_len, params.val_max_tokens)
-    return {
-        **text_set_bpb(scorer, eval_set.texts),
-        **val_loss(model, windows, params.eval_batch_size, runtime),
-        **cloze_scores(scorer, items),
-        "eval_sha256": eval_set.sha256,
-    }
+    if model.cfg.causal:
+        items = cloze_items(eval_set.texts, params.cloze_context_words, params.cloze_min_words,
+                            params.cloze_max_items)
+        texts = {**text_set_bpb(scorer, eval_set.texts), **cloze_scores(scorer, items)}
+        rule = None
+    else:
+        if rule is None:
+            raise ValueError("a masked model is scored with its mask rule")
+        rule = eval_rule(rule, params.mlm_eval_select_rate)
+        texts = masked_text_scores(scorer, eval_set.texts, rule)
+    return {**texts, **val_loss(model, windows, params.eval_batch_size, runtime, rule),
+            "eval_sha256": eval_set.sha256}
 
 
 def run_model(store: Store, run_id: str, device: torch.device) -> GPT:
@@ -97,8 +116,9 @@ def run_eval(store: Store, params: EvalParams, client: Any, *, force: bool = Fal
         model = run_model(store, run_version, runtime.device)
         boundary_id = int(store.manifest(pack_version).stats["boundary_id"])
         val = [Shard(p) for p in pack_shards(store, pack_version, "val")]
+        rule = None if model.cfg.causal else tokenizer_mask_rule(store, tokenizer_version, params.mlm_eval_select_rate)
         scores = score_model(model, tokenizer_model(store, tokenizer_version), boundary_id, runtime, eval_set, val,
-                             params)
+                             params, rule)
         return Written([], {**scores, "run_version": run_version, "device": str(runtime.device),
                             "torch_version": torch.__version__})
 

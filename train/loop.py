@@ -1,11 +1,13 @@
-"""The train step: pretrain a decoder-only Transformer on a pack version's shards and commit the run.
+"""The train step: pretrain a Transformer on a pack version's shards and commit the run.
 
 Outline: resolve the model and the token budget; build the model (or load `init_from`'s
 weights) and AdamW; continue from the run's last checkpoint if a killed attempt left one;
 then per step: accumulate gradients over micro-batches, clip, set the scheduled rate, step,
 log, evaluate every `eval_every` steps and checkpoint every `checkpoint_every` steps. At the
-end the final model is scored (bits per byte, val loss, cloze) and the run is committed
-under `runs/<run_id>/` with its weights, per-step metrics (Parquet) and final figures.
+end the final model is scored (bits per byte, val loss, cloze; masked-token loss and accuracy
+for the masked objective) and the run is committed under `runs/<run_id>/` with its weights,
+per-step metrics (Parquet) and final figures. The objective changes only the attention
+(causal or bidirectional) and each batch's (inputs, targets): the next tokens, or BERT's masks.
 """
 
 from __future__ import annotations
@@ -49,8 +51,16 @@ from tokenmill.train.device import (
     main_says,
     setup_runtime,
 )
-from tokenmill.train.eval import val_loss
-from tokenmill.train.eval_step import WEIGHTS, EvalSet, load_eval_set, run_model, score_model
+from tokenmill.train.eval import pairs, val_loss
+from tokenmill.train.eval_step import (
+    WEIGHTS,
+    EvalSet,
+    load_eval_set,
+    run_model,
+    score_model,
+    tokenizer_mask_rule,
+)
+from tokenmill.train.masking import MaskRule, batch_generator, eval_rule
 from tokenmill.train.metrics import file_sha256, write_metrics
 from tokenmill.train.model import (
     GPT,
@@ -64,7 +74,7 @@ from tokenmill.train.params import DEFAULT_STEPS, TrainParams
 from tokenmill.train.progress import StepBar
 
 STEP = "train"
-CODE_VERSION = "train-v1"
+CODE_VERSION = "train-v2"  # v2: the masked objective; ModelConfig.causal
 WORK = ".work"
 # How to run, not what is trained: left out of the version id so a resumed run is the same version,
 # and a run on more ranks with the same tokens per step is the same run (its world size is in the stats).
@@ -85,7 +95,7 @@ class Plan:
 
 
 def make_plan(params: TrainParams, vocab_size: int, world: int) -> Plan:
-    cfg = model_config(params.model, vocab_size, params.seq_len, params.dropout,
+    cfg = model_config(params.model, vocab_size, params.seq_len, params.dropout, params.objective == "causal",
                        n_layer=params.n_layer, n_head=params.n_head, d_model=params.d_model)
     micro = params.batch_size * params.seq_len * world
     accum = max(1, round(params.tokens_per_step / micro))
@@ -106,8 +116,9 @@ class TrainState:
 class Trainer:
     """The model, its optimizer and where training stands; one `train_step` is one optimizer step."""
 
-    def __init__(self, params: TrainParams, plan: Plan, runtime: Runtime, windows: TokenWindows):
-        self.params, self.plan, self.runtime, self.windows = params, plan, runtime, windows
+    def __init__(self, params: TrainParams, plan: Plan, runtime: Runtime, windows: TokenWindows,
+                 rule: MaskRule | None = None):
+        self.params, self.plan, self.runtime, self.windows, self.rule = params, plan, runtime, windows, rule
         torch.manual_seed(params.seed)
         self.raw = GPT(plan.config).to(runtime.device)
         self.optimizer = make_optimizer(self.raw, params.lr, (params.beta1, params.beta2), params.weight_decay,
@@ -132,12 +143,16 @@ class Trainer:
         self.state = TrainState(ckpt["step"], ckpt["tokens"], Position(**ckpt["position"]), list(ckpt["metrics"]))
         set_rng_state(ckpt["rng"])
 
-    def micro_batches(self) -> list[torch.Tensor]:
-        rows = []
-        for _ in range(self.plan.accum):
+    def micro_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, targets) of each micro-batch on the device; masks drawn per (seed, step, micro-batch, rank)."""
+        batches = []
+        for i in range(self.plan.accum):
             batch, self.state.position = self.windows.batch(self.state.position, self.params.batch_size)
-            rows.append(torch.from_numpy(batch).to(self.runtime.device, non_blocking=True))
-        return rows
+            generator = batch_generator(self.params.seed, self.state.step, i, self.runtime.rank) if self.rule else None
+            inputs, targets = pairs(torch.from_numpy(batch), self.rule, generator)
+            batches.append((inputs.to(self.runtime.device, non_blocking=True),
+                            targets.to(self.runtime.device, non_blocking=True)))
+        return batches
 
     def train_step(self) -> dict[str, Any]:
         """Accumulate, clip, step; the loss logged is the mean over micro-batches and ranks."""
@@ -149,11 +164,11 @@ class Trainer:
             group["lr"] = lr
         total = torch.zeros((), device=self.runtime.device)
         batches = self.micro_batches()
-        for i, rows in enumerate(batches):
+        for i, (inputs, targets) in enumerate(batches):
             last = i == len(batches) - 1
             sync = contextlib.nullcontext() if last or not self.runtime.ddp else self.model.no_sync()
             with sync, self.runtime.autocast():
-                _, loss = self.model(rows[:, :-1], rows[:, 1:])
+                _, loss = self.model(inputs, targets)
             (loss / len(batches)).backward()
             total += loss.detach() / len(batches)
         norm = torch.nn.utils.clip_grad_norm_(self.raw.parameters(), p.grad_clip) if p.grad_clip else None
@@ -175,7 +190,8 @@ class Trainer:
     def val_loss(self, val_shards: list[Shard]) -> float | None:
         self.raw.eval()
         windows = val_windows(val_shards, self.params.seq_len, self.params.eval_val_tokens)
-        return val_loss(self.raw, windows, self.params.eval_batch_size, self.runtime)["val_loss"]
+        rule = self.rule and eval_rule(self.rule, self.params.mlm_eval_select_rate)
+        return val_loss(self.raw, windows, self.params.eval_batch_size, self.runtime, rule)["val_loss"]
 
 
 def fit(trainer: Trainer, val_shards: list[Shard], store: Store, work: str) -> None:
@@ -236,6 +252,8 @@ def run_train(store: Store, params: TrainParams, client: Any, *, force: bool = F
         raise ConfigError(f"train: pack {input_version} was not encoded with tokenizer {tokenizer_version}")
     if params.init_from:
         check_init_from(store, params.init_from, tokenizer_version)
+    rule = tokenizer_mask_rule(store, tokenizer_version, params.mask_select_rate, params.mask_replace_rate,
+                               params.mask_random_rate) if params.objective == "masked" else None
     eval_set = load_eval_set(store, params)
     settings = params_json(params)
     identity = {k: v for k, v in settings.items() if k not in RUN_CONTROL} | {"_eval_sha256": eval_set.sha256}
@@ -250,7 +268,7 @@ def run_train(store: Store, params: TrainParams, client: Any, *, force: bool = F
         return launch(store, params, key.id, force=force, input_version=input_version,
                       tokenizer_version=tokenizer_version)
     with cpu_threads(params.cpu_threads):
-        return _train(store, params, force, key, pack, eval_set, tokenizer_version)
+        return _train(store, params, force, key, pack, eval_set, tokenizer_version, rule)
 
 
 def wants_ranks(params: TrainParams) -> bool:
@@ -259,7 +277,7 @@ def wants_ranks(params: TrainParams) -> bool:
 
 
 def _train(store: Store, params: TrainParams, force: bool, key: VersionKey, pack: Manifest, eval_set: EvalSet,
-           tokenizer_version: str) -> Version:
+           tokenizer_version: str, rule: MaskRule | None) -> Version:
     vid = key.id
     runtime = setup_runtime(params.device, params.rank_timeout_s)
     # Rank 0 holds the run's writer lock from here to the commit: a second run of the same version
@@ -271,7 +289,7 @@ def _train(store: Store, params: TrainParams, force: bool, key: VersionKey, pack
         barrier(runtime)
         return Version(store.manifest(vid), cached=True)
     try:
-        return _train_locked(store, params, force, key, pack, eval_set, tokenizer_version, runtime)
+        return _train_locked(store, params, force, key, pack, eval_set, tokenizer_version, runtime, rule)
     except BaseException:
         if guard:
             guard.abort()
@@ -279,18 +297,19 @@ def _train(store: Store, params: TrainParams, force: bool, key: VersionKey, pack
 
 
 def _train_locked(store: Store, params: TrainParams, force: bool, key: VersionKey, pack: Manifest,
-                  eval_set: EvalSet, tokenizer_version: str, runtime: Runtime) -> Version:
+                  eval_set: EvalSet, tokenizer_version: str, runtime: Runtime, rule: MaskRule | None) -> Version:
     input_version, vid = pack.id, key.id
     train_paths = pack_shards(store, input_version, "train")
     windows = TokenWindows(train_paths, params.seq_len, params.seed, runtime.rank, runtime.world)
     val_shards = [Shard(path) for path in pack_shards(store, input_version, "val")]
     plan = make_plan(params, int(pack.stats["vocab_size"]), runtime.world)
-    trainer = Trainer(params, plan, runtime, windows)
+    trainer = Trainer(params, plan, runtime, windows, rule)
     work = f"{store.root}/{folder_of(STEP)}/{WORK}/{vid}"
     store.fs.makedirs(work, exist_ok=True)
     begun = start_from(trainer, store, params, work, force)
     if runtime.is_main:
-        print(f"train {vid}: {plan.n_params / 1e6:.2f} M params, {plan.tokens_per_step} tokens/step "
+        print(f"train {vid}: {params.objective} objective, {plan.n_params / 1e6:.2f} M params, "
+              f"{plan.tokens_per_step} tokens/step "
               f"({params.batch_size} x {params.seq_len} x {runtime.world} ranks x {plan.accum} accum), "
               f"{plan.steps} steps on {runtime.device}; {begun}", file=sys.stderr)
     started = time.perf_counter()
@@ -306,7 +325,7 @@ def _train_locked(store: Store, params: TrainParams, force: bool, key: VersionKe
         return Version(store.manifest(vid), cached=False)
 
     scores = score_model(trainer.raw, tokenizer_model(store, tokenizer_version), int(pack.stats["boundary_id"]),
-                         runtime, eval_set, val_shards, params)
+                         runtime, eval_set, val_shards, params, rule)
     metrics = trainer.state.metrics
     stats = {
         **scores,
@@ -321,6 +340,7 @@ def _train_locked(store: Store, params: TrainParams, force: bool, key: VersionKe
         "grad_accum": plan.accum,
         "model_config": plan.config.model_dump(),
         "seed": params.seed,
+        "objective": params.objective,
         "device": str(runtime.device),
         "world_size": runtime.world,
         "torch_version": torch.__version__,

@@ -1,8 +1,10 @@
-"""A decoder-only Transformer in plain PyTorch, one class per concept (after nanoGPT's model.py).
+"""A Transformer in plain PyTorch, one class per concept (after nanoGPT's model.py).
 
 LLaMA-style choices: RMSNorm before each block, rotary position embeddings, a SwiGLU MLP, no
 biases, the token embedding tied with the output head. Attention goes through
-`F.scaled_dot_product_attention(is_causal=True)`, which picks the flash kernel on CUDA.
+`F.scaled_dot_product_attention`, which picks the flash kernel on CUDA: causal for the causal
+objective (a decoder, GPT), bidirectional for the masked one (an encoder, BERT) — the same
+blocks either way, so both objectives share the code, the checkpoints and the shards.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 
 from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.settings import Settings
+from tokenmill.train.masking import IGNORE
 
 
 class ModelConfig(Settings):
@@ -27,6 +30,7 @@ class ModelConfig(Settings):
     ffn_hidden: int = Field(default=0, ge=0, description="SwiGLU hidden width; 0 derives 8/3 d_model rounded to 64")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="dropout on attention and residual outputs")
     rope_theta: float = Field(default=10_000.0, gt=0, description="RoPE base frequency")
+    causal: bool = Field(default=True, description="each position attends to those before it only (False: to all)")
 
     @model_validator(mode="after")
     def _resolve(self) -> ModelConfig:
@@ -47,13 +51,14 @@ SIZES: dict[str, dict[str, int]] = {
 }
 
 
-def model_config(size: str, vocab_size: int, seq_len: int, dropout: float = 0.0, **dims: int | None) -> ModelConfig:
+def model_config(size: str, vocab_size: int, seq_len: int, dropout: float = 0.0, causal: bool = True,
+                 **dims: int | None) -> ModelConfig:
     """A named size with any explicit dims (`n_layer`, `n_head`, `d_model`, `ffn_hidden`) taking precedence."""
     if size not in SIZES:
         raise ConfigError(f"train.model: unknown size '{size}' (known: {', '.join(SIZES)})")
     chosen = {**SIZES[size], **{k: v for k, v in dims.items() if v is not None}}
     try:
-        return ModelConfig(vocab_size=vocab_size, seq_len=seq_len, dropout=dropout, **chosen)
+        return ModelConfig(vocab_size=vocab_size, seq_len=seq_len, dropout=dropout, causal=causal, **chosen)
     except ValueError as error:
         raise ConfigError(f"train.model: {error}") from None
 
@@ -88,16 +93,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.n_head, self.dropout, self.causal = cfg.n_head, cfg.dropout, cfg.causal
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """`keys` (batch, time; True where a real token is) hides padding from a bidirectional model;
+        a causal one needs no mask for padding on the right."""
         b, t, d = x.shape
         q, k, v = (z.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for z in self.qkv(x).split(d, dim=2))
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        mask = None if keys is None or self.causal else keys[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=self.causal)
         return self.resid_drop(self.proj(y.transpose(1, 2).contiguous().view(b, t, d)))
 
 
@@ -121,8 +131,9 @@ class Block(nn.Module):
         self.attn_norm, self.attn = RMSNorm(cfg.d_model), Attention(cfg)
         self.mlp_norm, self.mlp = RMSNorm(cfg.d_model), SwiGLU(cfg)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, keys)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -154,20 +165,32 @@ class GPT(nn.Module):
         """Parameters counted once (the tied head shares the embedding's)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits for every position, and the mean cross-entropy when targets are given."""
+    def hidden(self, idx: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """The final normed states (batch, time, d_model): what the head reads, and what a classifier pools."""
         t = idx.shape[1]
         if t > self.cfg.seq_len:
             raise ValueError(f"sequence of {t} tokens exceeds the model's seq_len {self.cfg.seq_len}")
         cos, sin = self.rope_cos[:t], self.rope_sin[:t]
         x = self.drop(self.embed(idx))
         for block in self.blocks:
-            x = block(x, cos, sin)
-        logits = self.head(self.norm(x))
+            x = block(x, cos, sin, keys)
+        return self.norm(x)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits for every position, or with targets the mean cross-entropy over the positions that have one
+        (not IGNORE). A bidirectional model then runs the head only there: 15% of the positions, where the head
+        of a small model over a large vocabulary is most of the cost."""
+        x = self.hidden(idx)
         if targets is None:
-            return logits, None
-        return logits, F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))
+            return self.head(x), None
+        if not self.cfg.causal:
+            chosen = targets != IGNORE
+            x, targets = x[chosen], targets[chosen]
+        logits = self.head(x)
+        total = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction="sum",
+                                ignore_index=IGNORE)
+        return logits, total / max(1, targets.numel())
 
 
 def count_params(cfg: ModelConfig) -> int:

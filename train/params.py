@@ -16,7 +16,9 @@ from tokenmill.corpus.store.settings import Settings
 DEFAULT_STEPS = 200
 
 
-class EvalParams(Settings):
+class ScoreParams(Settings):
+    """How a model is scored, by the train step at its end and by the eval step."""
+
     eval_texts: list[str] = Field(
         default_factory=lambda: [PYTHON_TOPICS_URL],
         description="the fixed eval text set for bits per byte and cloze: files, globs, a docs version id, "
@@ -28,16 +30,32 @@ class EvalParams(Settings):
     cloze_context_words: int = Field(default=64, ge=1, description="words of context before the cloze's last word")
     cloze_min_words: int = Field(default=12, ge=2, description="shortest paragraph (in words) used as a cloze item")
     cloze_max_items: int = Field(default=500, ge=0, description="most cloze items scored")
+    mlm_eval_select_rate: float = Field(
+        default=0.15, gt=0, lt=1, description="masked models: share of eval and val tokens masked (all by the mask "
+        "piece, at fixed positions) for masked-token loss and accuracy")
     device: str = Field(default="auto", description="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
 
 
-class TrainParams(EvalParams):
+class EvalParams(ScoreParams):
+    """The eval step's settings: a committed run scored again."""
+
+
+class TrainParams(ScoreParams):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(default="tiny", description="named size: tiny (CPU tests), small (~25 M), gpt2 (~124 M)")
     n_layer: int | None = Field(default=None, ge=1, description="Transformer blocks (overrides the named size)")
     n_head: int | None = Field(default=None, ge=1, description="attention heads (overrides the named size)")
     d_model: int | None = Field(default=None, ge=2, description="residual width (overrides the named size)")
+    objective: Literal["causal", "masked"] = Field(
+        default="causal", description="causal: predict each next token (GPT); masked: bidirectional attention, "
+        "predict the selected tokens (BERT)")
+    mask_select_rate: float = Field(default=0.15, gt=0, lt=1, description="masked: share of tokens selected (BERT: "
+                                    "0.15), drawn afresh for every batch")
+    mask_replace_rate: float = Field(default=0.8, ge=0, le=1, description="masked: share of the selected tokens "
+                                     "replaced by the mask piece (BERT: 0.8)")
+    mask_random_rate: float = Field(default=0.1, ge=0, le=1, description="masked: share of the selected tokens "
+                                    "replaced by a random token (BERT: 0.1); the rest are kept as they are")
     seq_len: int = Field(default=256, ge=1, description="tokens of context per training window")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="dropout probability (0 for pretraining)")
     batch_size: int = Field(default=8, ge=1, description="windows per micro-batch on each device")
@@ -58,7 +76,7 @@ class TrainParams(EvalParams):
     eval_every: int = Field(default=50, ge=0, description="steps between val-loss evaluations (0: only at the end)")
     eval_val_tokens: int = Field(default=65_536, ge=0, description="val target tokens scored at each evaluation")
     checkpoint_every: int = Field(default=50, ge=1, description="steps between checkpoints of a running job")
-    seed: int = Field(default=0, description="seed of the weights' init, the window order and dropout")
+    seed: int = Field(default=0, description="seed of the weights' init, the window order, dropout and masking")
     init_from: str | None = Field(default=None, description="a run id whose final weights start this run")
     cpu_threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's choice)")
     compile: bool = Field(default=False, description="torch.compile the model (CUDA; slow first steps)")
@@ -78,6 +96,12 @@ class TrainParams(EvalParams):
     def _rendezvous(self) -> TrainParams:
         if self.nnodes > 1 and not self.rdzv_endpoint:
             raise ValueError("train.nnodes > 1 needs train.rdzv_endpoint (host:port of the node that hosts rank 0)")
+        return self
+
+    @model_validator(mode="after")
+    def _mask_shares(self) -> TrainParams:
+        if self.mask_replace_rate + self.mask_random_rate > 1:
+            raise ValueError("train.mask_replace_rate + train.mask_random_rate must be at most 1")
         return self
 
     @model_validator(mode="after")

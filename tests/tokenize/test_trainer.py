@@ -7,6 +7,7 @@ import random
 import numpy as np
 import sentencepiece as spm
 
+from tokenmill.tokenize.model import special_ids
 from tokenmill.tokenize.sampling import bins_within, unit_histogram
 from tokenmill.tokenize.trainer import (
     TokenizerParams,
@@ -109,7 +110,9 @@ def test_round_trip_and_stats(store, client, docs_version):
     files = {f.path: f.sha256 for f in version.manifest.files}
     assert files["tokenizer.model"] == stats["model_sha256"]
     vocab = store.fs.cat(f"{store.version_dir(version.id)}/tokenizer.vocab").decode().splitlines()
-    assert len(vocab) == 400 and vocab[3].startswith("\\n\t")
+    assert len(vocab) == 400 and vocab[3] == "<mask>\t0" and vocab[4].startswith("\\n\t")
+    assert stats["mask_id"] == 3 and sp.IsControl(3) and special_ids(sp) == [0, 1, 2, 3]
+    assert 3 not in sp.encode("a literal <mask> in a doc stays text")
     assert version.manifest.stats["trainer_spec"]["byte_fallback"] is True
     assert run_tokenizer(store, tiny(), client, input_version=vid).cached
 

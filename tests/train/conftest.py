@@ -42,3 +42,14 @@ def make_pack(tmp_path_factory, client) -> Callable[[Store], tuple[str, str, Pat
         return pack, tok, eval_file
 
     return make
+
+
+@pytest.fixture(scope="session")
+def demo_pack(tmp_path_factory, client) -> tuple[Store, str, str]:
+    """A store with a pack of a slice of the demo text (the installed Python's docstrings), the
+    same source as `tokenmill run`, small enough to train a tiny model on in seconds."""
+    store = Store(str(tmp_path_factory.mktemp("demo") / "store"))
+    docs = run_load(store, LoadParams(python_docs_max_mb=0.4), client).id
+    tok = run_tokenizer(store, TokenizerParams(vocab_size=512, heldout_fraction=0), client, input_version=docs).id
+    pack = run_pack(store, PackParams(val_fraction=0.05), client, input_version=docs, tokenizer_version=tok).id
+    return store, pack, tok
