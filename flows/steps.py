@@ -55,8 +55,12 @@ class StepSpec:
             function(self.preflight)(params)
 
     def version_id(self, store: Any, params: BaseModel, **inputs: str) -> str | None:
-        """The id a run would commit, when the step can name it before the work; None when it cannot."""
-        return function(self.namer)(store, params, **inputs).id if self.namer else None
+        """The id a run would commit, when the step can name it before the work; None when it cannot.
+        A namer gives the version's key, or the id its step recorded (a finished crawl), or None."""
+        if self.namer is None:
+            return None
+        named = function(self.namer)(store, params, **inputs)
+        return named if named is None or isinstance(named, str) else named.id
 
 
 STEPS: dict[str, StepSpec] = {
@@ -70,7 +74,7 @@ STEPS: dict[str, StepSpec] = {
         StepSpec(
             "crawl", CrawlParams, "tokenmill.corpus.crawl.step:run_crawl", {}, "docs",
             "polite, bounded, resumable web crawl from seed URLs into a docs version",
-            "tokenmill.corpus.crawl.step:check_crawl",
+            "tokenmill.corpus.crawl.step:check_crawl", "tokenmill.corpus.crawl.step:committed_id",
         ),
         StepSpec(
             "clean", CleanParams, "tokenmill.corpus.clean.step:run_clean", {"input_version": "docs"}, "docs",

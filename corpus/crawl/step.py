@@ -193,6 +193,18 @@ def part_pieces(tables: Iterator[pa.Table]) -> Iterator[tuple[int, Batch]]:
             row += take
 
 
+def marked_version(store: Store, marker: str) -> str | None:
+    """The version id a finished crawl wrote in its commit marker, if it finished."""
+    return orjson.loads(store.fs.cat_file(marker))["id"] if store.fs.exists(marker) else None
+
+
+def committed_id(store: Store, params: CrawlParams) -> str | None:
+    """The version the crawl of these settings and seeds committed when it finished, if it did: a crawl's
+    id hashes what it fetched, so no crawl can name its version before the work (see `flows.steps`)."""
+    in_store, _, _ = state_folders(store, params, crawl_seeds(params))
+    return marked_version(store, f"{in_store}/{COMMITTED}")
+
+
 def run_crawl(store: Store, params: CrawlParams, client: Any, *, force: bool = False) -> Version:
     """Crawl from the seeds and commit a docs version; a rerun after a kill resumes the journal."""
     check_crawl(params)
@@ -203,10 +215,8 @@ def run_crawl(store: Store, params: CrawlParams, client: Any, *, force: bool = F
         shutil.rmtree(folder, ignore_errors=True)
         if mirror:
             mirror.clear()
-    elif store.fs.exists(committed):
-        vid = orjson.loads(store.fs.cat_file(committed))["id"]
-        if store.exists(vid):
-            return Version(store.manifest(vid), cached=True)
+    elif (vid := marked_version(store, committed)) and store.exists(vid):
+        return Version(store.manifest(vid), cached=True)
     if mirror:
         mirror.restore(folder)
     state = load_journal(folder)

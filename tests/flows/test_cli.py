@@ -177,6 +177,8 @@ def test_run_crawl_needs_no_from_alone_or_first_in_a_selection(tmp_path, site):
     assert list(versions) == ["crawl", "clean"] and versions["crawl"] == vid
     assert f"crawl {vid} cached" in chain.stderr
     assert store.manifest(versions["clean"]).inputs == [vid]
+    again = tokenmill("run", "crawl", "clean", *settings, cwd=tmp_path, env={"PREFECT_API_URL": DEAD_API})
+    assert json.loads(again.stdout) == versions and "nothing to run" in again.stderr
 
 
 def test_external_cluster_gives_the_same_version_as_the_local_cluster(tmp_path, client, external_cluster):
