@@ -5,8 +5,8 @@ its body pass through the scheduler (in the driver's process on a LocalCluster) 
 was awaited by a thread of its own; measured on 2 cores, a task cost the driver 3.7 ms against
 1 ms per page in batches of 32. Here pages queue until MAX_BATCH_PAGES are waiting, the oldest
 has waited LINGER_S, or the level ends, and go as one task when a worker thread is free. Pages
-queued and in flight are bounded, so a fast site cannot fill the driver's memory with bodies
-while the workers catch up.
+queued and in flight are bounded: while MAX_QUEUED_PAGES are, no request starts (`ready`), so a
+fast site cannot fill the driver's memory with bodies while the workers catch up.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ class Extractor:
         self.queued: deque[Extraction] = deque()
         self.alone: deque[Extraction] = deque()
         self.in_flight = 0
-        self.room = asyncio.Semaphore(MAX_QUEUED_PAGES)
+        self.pages = 0
+        self.room = asyncio.Event()
+        self.room.set()
         self.idle = asyncio.Event()
         self.idle.set()
         self.activity = Activity()
@@ -70,10 +72,15 @@ class Extractor:
     def close(self) -> None:
         self.threads.shutdown(wait=False, cancel_futures=True)
 
-    async def put(self, page: Extraction) -> None:
-        """Queue a page, waiting while MAX_QUEUED_PAGES are queued or in flight."""
-        await self.room.acquire()
+    async def ready(self) -> None:
+        """Return when fewer than MAX_QUEUED_PAGES are queued or in flight: the fetcher asks before
+        each request, so at most that many plus the requests in flight hold a body."""
+        await self.room.wait()
         self._raise()
+
+    def put(self, page: Extraction) -> None:
+        """Queue a page."""
+        self._count(1)
         self.idle.clear()
         if not self.queued:
             self.queued_since = asyncio.get_running_loop().time()
@@ -92,6 +99,13 @@ class Extractor:
         finally:
             self.draining = False
         self._raise()
+
+    def _count(self, pages: int) -> None:
+        self.pages += pages
+        if self.pages >= MAX_QUEUED_PAGES:
+            self.room.clear()
+        else:
+            self.room.set()
 
     def _raise(self) -> None:
         """A batch that failed (not timed out) fails the crawl, from the task that waits on it."""
@@ -127,7 +141,7 @@ class Extractor:
         except Exception as error:  # re-raised by `put` and `drain`, in the crawl's own tasks
             self.error = error
             self.idle.set()
-            self.room.release()
+            self.room.set()
 
     async def _extract(self, batch: list[Extraction]) -> None:
         """One batch on a worker; a batch that runs past its time is retried a page at a time, so
@@ -152,8 +166,7 @@ class Extractor:
                 page.timed_out = results is None
                 page.body = b""
             self.done(batch)
-            for _ in batch:
-                self.room.release()
+            self._count(-len(batch))
         self._launch()
         if not (self.in_flight or self.queued or self.alone):
             self.idle.set()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -100,6 +100,9 @@ def redirect_location(response: _Response) -> str | None:
     return response.headers.get("location") if response.status in REDIRECTS else None
 
 
+Ready = Callable[[], Awaitable[None]]
+
+
 class HostGate:
     """Per-host politeness: at most `concurrency` requests at once, starts `delay_s` apart."""
 
@@ -110,12 +113,14 @@ class HostGate:
         self.next_start = 0.0
 
     @asynccontextmanager
-    async def slot(self, shared: asyncio.Semaphore) -> AsyncIterator[None]:
+    async def slot(self, shared: asyncio.Semaphore, ready: Ready) -> AsyncIterator[None]:
+        """A turn to send one request: this host's, then `ready` (room for its body), then one of `shared`."""
         async with self.slots:
             async with self.order:
                 wait = self.next_start - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                await ready()
                 await shared.acquire()
                 self.next_start = time.monotonic() + self.delay_s
             try:
@@ -131,8 +136,8 @@ class Fetcher:
     """Fetches URLs under the crawl's rules; one instance per crawl, used inside `async with`."""
 
     def __init__(self, params: CrawlParams, scope: Scope, robots_seen: dict[str, tuple[int | None, bytes]],
-                 on_robots: RobotsRecorder, rng: random.Random):
-        self.params, self.scope, self.rng, self.on_robots = params, scope, rng, on_robots
+                 on_robots: RobotsRecorder, rng: random.Random, ready: Ready):
+        self.params, self.scope, self.rng, self.on_robots, self.ready = params, scope, rng, on_robots, ready
         self.robots_seen = robots_seen
         self.robots: dict[str, Robots] = {}
         self.refused: dict[str, str] = {}
@@ -242,7 +247,7 @@ class Fetcher:
         host = host_of(url)
         tries = 0
         while True:
-            async with self.gate(host).slot(self.shared):
+            async with self.gate(host).slot(self.shared, self.ready):
                 self.requests[host] = self.requests.get(host, 0) + 1
                 response = await self._timed(url, robots)
             tries += 1

@@ -78,9 +78,10 @@ class Crawler:
 
     async def run(self) -> CrawlTimes:
         start = time.perf_counter()
-        fetcher = Fetcher(self.params, self.scope, self.state.robots, self.journal.robots, random.Random(0))
         strip = tuple(self.params.strip_query_params)
         extractor = Extractor(self.client, strip, self.params.extract_timeout_s, self._extracted)
+        fetcher = Fetcher(self.params, self.scope, self.state.robots, self.journal.robots, random.Random(0),
+                          extractor.ready)
         try:
             async with fetcher:
                 await self._levels(fetcher, extractor)
@@ -151,7 +152,7 @@ class Crawler:
         if offset is None:
             body = read_body(self.journal.folder, record) if body is None else body
             content_type = record["headers"].get("content-type")
-            await extractor.put(Extraction(url, body, content_type, record["final_url"], depth, record))
+            extractor.put(Extraction(url, body, content_type, record["final_url"], depth, record))
             return
         page = read_record(self.journal.folder, offset)
         strip = self.params.strip_query_params
