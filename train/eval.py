@@ -202,15 +202,20 @@ def cloze_items(texts: Iterable[str], context_words: int, min_words: int, max_it
     return items
 
 
+def continuation_logprobs(scorer: TextScorer, context: list[int], target: list[int]) -> torch.Tensor:
+    """Log-probabilities (target tokens x vocab) at each token of `target` after the document boundary and
+    `context`; a context too long for the model loses its start."""
+    ids = ([scorer.prefix_id, *context] + target)[-(scorer.seq_len + 1):]
+    return token_logprobs(scorer.model, ids[:-1], scorer.runtime)[-len(target):]
+
+
 def cloze_scores(scorer: TextScorer, items: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Accuracy (every target token the model's top choice) and mean log-likelihood of the last word,
     as lm-evaluation-harness scores LAMBADA."""
     correct, loglik = 0, 0.0
     for context, word in items:
-        ctx = [scorer.prefix_id, *scorer.sp.encode(context)]
         target = scorer.sp.encode(" " + word)
-        ids = (ctx + target)[-(scorer.seq_len + 1):]
-        logp = token_logprobs(scorer.model, ids[:-1], scorer.runtime)[-len(target):]
+        logp = continuation_logprobs(scorer, scorer.sp.encode(context), target)
         wanted = torch.tensor(target, device=logp.device)
         correct += bool(torch.equal(logp.argmax(-1), wanted))
         loglik += float(logp[torch.arange(len(target)), wanted].sum())

@@ -1,7 +1,8 @@
-"""The evaluation settings, the scoring of one model on all three measures, and the `eval` step.
+"""The scoring of one model on the eval set and the val split, and the `eval` step.
 
 Training scores its final model with `score_model`; `run_eval` re-scores a committed run
-(on another eval set, say) and commits an `eval` version whose input is the run.
+(on another eval set, say) and on the downstream tasks of `eval.tasks`, and commits an `eval`
+version whose input is the run; each task's scores carry the sha256 of its file.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.tokenize.model import load_model, special_ids, tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import load_checkpoint
+from tokenmill.train.choice import CAUSAL_ONLY, choice_scores
 from tokenmill.train.data import pack_shards, val_windows
 from tokenmill.train.device import Runtime, setup_runtime
 from tokenmill.train.eval import (
@@ -39,9 +41,10 @@ from tokenmill.train.eval import (
 from tokenmill.train.masking import MaskRule, eval_rule, mask_rule
 from tokenmill.train.model import GPT, ModelConfig
 from tokenmill.train.params import EvalParams, ScoreParams
+from tokenmill.train.tasks import TaskData, choice_items, read_task
 
 STEP = "eval"
-CODE_VERSION = "eval-v2"  # v2: masked models scored by masked-token loss and accuracy
+CODE_VERSION = "eval-v2"  # v2: masked models scored by masked-token loss and accuracy; downstream tasks
 WEIGHTS = "model.pt"
 
 
@@ -101,13 +104,31 @@ def run_model(store: Store, run_id: str, device: torch.device) -> GPT:
     return model.to(device)
 
 
+def task_entry(task: TaskData) -> dict[str, Any]:
+    """What a score on a task is tied to: its name, kind, file and the file's sha256."""
+    return {"task": task.spec.name, "kind": task.spec.kind, "path": task.spec.path, "sha256": task.sha256}
+
+
+def task_scores(scorer: TextScorer, tasks: list[TaskData]) -> dict[str, dict[str, Any]]:
+    """Each downstream task's scores by its name, with the task's file and sha256."""
+    scores = {}
+    for task in tasks:
+        if scorer.model.cfg.causal:
+            result = choice_scores(scorer, choice_items(task), task.spec.normalize)
+        else:
+            result = {"accuracy": None, "note": CAUSAL_ONLY}
+        scores[task.spec.name] = {**task_entry(task), **result}
+    return scores
+
+
 def run_eval(store: Store, params: EvalParams, client: Any, *, force: bool = False, run_version: str) -> Version:
-    """Commit the scores of run `run_version` on the eval set (or find them cached). The client is
-    unused: scoring runs in this process on the chosen device."""
+    """Commit the scores of run `run_version` on the eval set and the downstream tasks (or find them
+    cached). The client is unused: scoring runs in this process on the chosen device."""
     eval_set = load_eval_set(store, params)
+    tasks = [read_task(spec) for spec in params.tasks]
     settings = params_json(params)
-    key = VersionKey(STEP, CODE_VERSION, settings, (run_version,), {**settings, "_eval_sha256": eval_set.sha256},
-                     fingerprint=eval_set.sha256)
+    identity = {**settings, "_eval_sha256": eval_set.sha256, "_task_sha256": [t.sha256 for t in tasks]}
+    key = VersionKey(STEP, CODE_VERSION, settings, (run_version,), identity, fingerprint=eval_set.sha256)
 
     def write(attempt: Attempt) -> Written:
         runtime = setup_runtime(params.device)
@@ -117,9 +138,10 @@ def run_eval(store: Store, params: EvalParams, client: Any, *, force: bool = Fal
         boundary_id = int(store.manifest(pack_version).stats["boundary_id"])
         val = [Shard(p) for p in pack_shards(store, pack_version, "val")]
         rule = None if model.cfg.causal else tokenizer_mask_rule(store, tokenizer_version, params.mlm_eval_select_rate)
-        scores = score_model(model, tokenizer_model(store, tokenizer_version), boundary_id, runtime, eval_set, val,
-                             params, rule)
-        return Written([], {**scores, "run_version": run_version, "device": str(runtime.device),
+        sp = tokenizer_model(store, tokenizer_version)
+        scores = score_model(model, sp, boundary_id, runtime, eval_set, val, params, rule)
+        downstream = task_scores(TextScorer(model, sp, boundary_id, model.cfg.seq_len, runtime), tasks)
+        return Written([], {**scores, "tasks": downstream, "run_version": run_version, "device": str(runtime.device),
                             "torch_version": torch.__version__})
 
     return commit_version(store, key, write, force=force)

@@ -6,6 +6,7 @@ keeps them starting in a second instead of several.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -36,8 +37,52 @@ class ScoreParams(Settings):
     device: str = Field(default="auto", description="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
 
 
+class TaskSpec(Settings):
+    """A downstream task as data: a JSONL file and how to read and score it. Multiple choice items are
+    `{context, choices, gold}` (gold: the index of the right choice), scored as lm-evaluation-harness does,
+    by each choice's log-likelihood after the context (causal models); classification items are
+    `{text, label}`, split into train and test by a hash of the text, for fine-tuning."""
+
+    name: str = Field(default="", pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                      description="the task's name in reports (default: the file name without extension)")
+    path: str = Field(default="", description="the JSONL file: a path or fsspec URL")
+    kind: Literal["multiple_choice", "classification"] = Field(
+        default="classification", description="multiple_choice: zero-shot by log-likelihood; classification: "
+        "fine-tuned with a classification head")
+    context_field: str = Field(default="context", description="multiple choice: the field of the context")
+    choices_field: str = Field(default="choices", description="multiple choice: the field of the list of choices "
+                               "(each usually starting with a space, as the continuation of the context)")
+    gold_field: str = Field(default="gold", description="multiple choice: the field of the right choice's index")
+    normalize: Literal["none", "chars", "tokens"] = Field(
+        default="chars", description="multiple choice: a choice's log-likelihood divided by its characters "
+        "(the harness's acc_norm) or tokens, or not at all (its acc, which favours short choices)")
+    text_field: str = Field(default="text", description="classification: the field of the text")
+    label_field: str = Field(default="label", description="classification: the field of the label")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="classification: share of the items (by a "
+                                 "hash of the text) held out as the test split")
+
+    @model_validator(mode="after")
+    def _named(self) -> TaskSpec:
+        if not self.path:
+            raise ValueError("a task needs its path")
+        if not self.name:
+            stem = self.path.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0]
+            self.name = re.sub(r"[^A-Za-z0-9_.-]", "-", stem).lstrip("-._") or "task"
+        return self
+
+
 class EvalParams(ScoreParams):
-    """The eval step's settings: a committed run scored again."""
+    """The eval step's settings: a committed run scored again, and on the downstream tasks."""
+
+    tasks: list[TaskSpec] = Field(default_factory=list, description="downstream tasks, each a table: {name, path, "
+                                  "kind, and its field names}")
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> EvalParams:
+        names = [task.name for task in self.tasks]
+        if len(set(names)) < len(names):
+            raise ValueError(f"eval.tasks: two tasks are named {max(names, key=names.count)!r}; give each a name")
+        return self
 
 
 class TrainParams(ScoreParams):

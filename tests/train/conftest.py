@@ -26,6 +26,12 @@ def texts(n: int) -> list[dict]:
     return [{"text": f"{SENTENCES[i % 4]}.\n{SENTENCES[(i + 1) % 4]}.", "url": f"http://t/{i}"} for i in range(n)]
 
 
+@pytest.fixture(scope="session")
+def pack_sentences() -> list[str]:
+    """The four sentences the small pack's docs are made of."""
+    return list(SENTENCES)
+
+
 @pytest.fixture(scope="module")
 def make_pack(tmp_path_factory, client) -> Callable[[Store], tuple[str, str, Path]]:
     """Fills a store with a load, tokenizer and pack version; returns (pack, tokenizer, eval text file)."""
