@@ -12,7 +12,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tokenmill.corpus.filter.params import FILTERS, FilterParams
+from tokenmill.corpus.filter.params import FilterParams
+from tokenmill.corpus.filter.registry import FILTERS
 from tokenmill.corpus.filter.spec import TextBatch, TransformSpec
 from tokenmill.corpus.filter.step import run_filter
 from tokenmill.corpus.ingest.load import LoadParams, run_load
@@ -68,7 +69,7 @@ def per_filter_rows(parts: list[str], params: FilterParams, max_mb: float = 10) 
                     texts = spec.apply(batch.texts, settings)[0]
                     batch = TextBatch(table.set_column(table.schema.get_field_index("text"), "text", texts))
                 else:
-                    spec.compute(batch, settings)
+                    batch = spec.signals_of(batch, settings)[1]
                 if timed:
                     seconds[name] += time.perf_counter() - start
     mb = sum(text_bytes(t) for t in batches) / 2**20

@@ -1,8 +1,9 @@
 """Gopher quality and repetition filters (Rae et al. 2021, "Scaling Language Models", App. A).
 
-Quality signals are byte counts and pyarrow regex counts over the whole batch. Repetition is one
-compiled pass per doc (`repetition`); n-gram character shares are measured on words without the
-spaces between them.
+Words are whitespace-separated (`str.split()`), lines the ones that are not blank. Quality signals
+are compiled counts over the batch's bytes (`kernels.quality`), repetition one compiled pass per doc
+(`kernels.repetition`); n-gram character shares are measured on words without the spaces between
+them. Where the paper leaves a reading open, a setting names the choice (`params`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field
 
 from tokenmill.corpus.filter.kernels.quality import (
-    LETTER_WORD_COUNT,
-    STOP_WORD_COUNT,
-    SYMBOL_COUNT,
+    DISTINCT_STOP_WORDS,
+    ELLIPSES,
+    HASHES,
+    LETTER_WORDS,
+    STOP_WORDS,
     quality_counts,
 )
 from tokenmill.corpus.filter.kernels.repetition import (
@@ -30,6 +32,8 @@ from tokenmill.corpus.filter.kernels.repetition import (
     WORD_CHARS,
     repetition_counts,
 )
+from tokenmill.corpus.filter.params import STOP_WORDS as LISTED_STOP_WORDS
+from tokenmill.corpus.filter.params import GopherQualityParams, GopherRepetitionParams
 from tokenmill.corpus.filter.spec import (
     COUNT_BINS,
     LENGTH_BINS,
@@ -41,27 +45,13 @@ from tokenmill.corpus.filter.spec import (
     per_doc,
     rule,
     safe_div,
+    unset_is_off,
 )
-from tokenmill.corpus.store.settings import Settings
-from tokenmill.corpus.text.utf8 import per_text
 
-STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
-BULLETS = "•‣●▪◦∙-*"  # a line starting with one is a bullet line
-ELLIPSES = ["...", "…"]
+BULLETS = "•‣●▪◦∙-*"  # a line starting with one is a bullet line: the paper says "bullet point"; Markdown's too
+ELLIPSIS_MARKS = ["...", "…"]
 TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
-
-
-class GopherQualityParams(Settings):
-    min_words: int = Field(default=50, ge=0, description="fewer whitespace-separated words drop the doc")
-    max_words: int = Field(default=100_000, ge=0, description="more words drop the doc")
-    min_mean_word_length: float = Field(default=3, ge=0, description="mean word length below this drops the doc")
-    max_mean_word_length: float = Field(default=10, ge=0, description="mean word length above this drops the doc")
-    max_symbol_word_ratio: float = Field(default=0.1, ge=0, description="('#' + '...' + '…') per word above this")
-    max_bullet_lines_frac: float = Field(default=0.9, ge=0, le=1, description="share of lines starting with a bullet")
-    max_ellipsis_lines_frac: float = Field(default=0.3, ge=0, le=1, description="share of lines ending in an ellipsis")
-    min_alpha_words_frac: float = Field(default=0.8, ge=0, le=1, description="share of words holding a letter")
-    min_stop_words: int = Field(default=2, ge=0, description=f"occurrences of the stop words {', '.join(STOP_WORDS)}")
 
 
 def quality_signals(batch: TextBatch, params: GopherQualityParams) -> dict[str, Any]:
@@ -69,21 +59,29 @@ def quality_signals(batch: TextBatch, params: GopherQualityParams) -> dict[str, 
     n = len(batch)
     raw, bounds = batch.utf8
     words = batch.words
-    word_chars = batch.chars - per_text(batch.space, bounds)
-    counts = quality_counts(raw, bounds, batch.word_starts, batch.space, STOP_WORDS)
+    word_chars = batch.chars - batch.space_chars
+    counts = quality_counts(
+        raw, bounds, batch.word_starts, batch.space, LISTED_STOP_WORDS, not params.stop_words_case_sensitive
+    )
     lines = batch.lines
     n_lines = per_doc(lines.docs, n)
     bullets = per_doc(lines.docs, n, lines.starting_with(BULLETS))
-    ellipses = per_doc(lines.docs, n, lines.ending_with(raw, ELLIPSES))
+    ellipses = per_doc(lines.docs, n, lines.ending_with(raw, ELLIPSIS_MARKS))
     return {
         "words": words,
         "mean_word_length": safe_div(word_chars, words),
-        "symbol_word_ratio": safe_div(counts[:, SYMBOL_COUNT], words),
+        "hash_word_ratio": safe_div(counts[:, HASHES], words),
+        "ellipsis_word_ratio": safe_div(counts[:, ELLIPSES], words),
+        "symbol_word_ratio": safe_div(counts[:, HASHES] + counts[:, ELLIPSES], words),
         "bullet_lines_frac": safe_div(bullets, n_lines),
         "ellipsis_lines_frac": safe_div(ellipses, n_lines),
-        "alpha_words_frac": safe_div(counts[:, LETTER_WORD_COUNT], words),
-        "stop_words": counts[:, STOP_WORD_COUNT],
+        "alpha_words_frac": safe_div(counts[:, LETTER_WORDS], words),
+        "stop_words": counts[:, DISTINCT_STOP_WORDS if params.distinct_stop_words else STOP_WORDS],
     }
+
+
+def quality_settings(params: GopherQualityParams) -> dict[str, Any]:
+    return {"distinct_stop_words": params.distinct_stop_words, "case_sensitive": params.stop_words_case_sensitive}
 
 
 def quality_rules(s: Columns, p: GopherQualityParams) -> Rules:
@@ -92,7 +90,9 @@ def quality_rules(s: Columns, p: GopherQualityParams) -> Rules:
         rule("max_words", s["words"] > p.max_words),
         rule("min_mean_word_length", s["mean_word_length"] < p.min_mean_word_length),
         rule("max_mean_word_length", s["mean_word_length"] > p.max_mean_word_length),
-        rule("max_symbol_word_ratio", s["symbol_word_ratio"] > p.max_symbol_word_ratio),
+        rule("max_hash_word_ratio", s["hash_word_ratio"] > p.max_hash_word_ratio),
+        rule("max_ellipsis_word_ratio", s["ellipsis_word_ratio"] > p.max_ellipsis_word_ratio),
+        rule("max_symbol_word_ratio", s["symbol_word_ratio"] > unset_is_off(p.max_symbol_word_ratio)),
         rule("max_bullet_lines_frac", s["bullet_lines_frac"] > p.max_bullet_lines_frac),
         rule("max_ellipsis_lines_frac", s["ellipsis_lines_frac"] > p.max_ellipsis_lines_frac),
         rule("min_alpha_words_frac", s["alpha_words_frac"] < p.min_alpha_words_frac),
@@ -106,32 +106,20 @@ GOPHER_QUALITY = FilterSpec(
     signals=(
         Signal("words", pa.int64(), COUNT_BINS),
         Signal("mean_word_length", bins=LENGTH_BINS),
+        Signal("hash_word_ratio"),
+        Signal("ellipsis_word_ratio"),
         Signal("symbol_word_ratio"),
         Signal("bullet_lines_frac"),
         Signal("ellipsis_lines_frac"),
         Signal("alpha_words_frac"),
         Signal("stop_words", pa.int64(), COUNT_BINS),
     ),
-    signal_version="gopher_quality-v1",
+    # v2: '#' and ellipses apart; stop words whole Unicode words, distinct or not, case-folded or not.
+    signal_version="gopher_quality-v2",
     compute=quality_signals,
     decide=quality_rules,
+    signal_settings=quality_settings,
 )
-
-
-class GopherRepetitionParams(Settings):
-    max_dup_line_frac: float = Field(default=0.30, ge=0, le=1, description="share of lines that repeat an earlier one")
-    max_dup_para_frac: float = Field(default=0.30, ge=0, le=1, description="share of paragraphs that repeat")
-    max_dup_line_chars_frac: float = Field(default=0.20, ge=0, le=1, description="share of chars in repeated lines")
-    max_dup_para_chars_frac: float = Field(default=0.20, ge=0, le=1, description="share of chars in repeated paragraphs")
-    max_top_2gram_char_frac: float = Field(default=0.20, ge=0, le=1, description="chars in the most frequent 2-gram")
-    max_top_3gram_char_frac: float = Field(default=0.18, ge=0, le=1, description="chars in the most frequent 3-gram")
-    max_top_4gram_char_frac: float = Field(default=0.16, ge=0, le=1, description="chars in the most frequent 4-gram")
-    max_dup_5gram_char_frac: float = Field(default=0.15, ge=0, le=1, description="chars in repeated 5-grams")
-    max_dup_6gram_char_frac: float = Field(default=0.14, ge=0, le=1, description="chars in repeated 6-grams")
-    max_dup_7gram_char_frac: float = Field(default=0.13, ge=0, le=1, description="chars in repeated 7-grams")
-    max_dup_8gram_char_frac: float = Field(default=0.12, ge=0, le=1, description="chars in repeated 8-grams")
-    max_dup_9gram_char_frac: float = Field(default=0.11, ge=0, le=1, description="chars in repeated 9-grams")
-    max_dup_10gram_char_frac: float = Field(default=0.10, ge=0, le=1, description="chars in repeated 10-grams")
 
 
 REPETITION_SIGNALS = (
@@ -144,7 +132,7 @@ REPETITION_SIGNALS = (
 def repetition_signals(batch: TextBatch, params: GopherRepetitionParams) -> dict[str, Any]:
     """Lines split at newlines, paragraphs at blank lines of the stripped text, words as `str.split()`."""
     raw, bounds = batch.utf8
-    counts = repetition_counts(raw, bounds, np.array(TOP_NGRAMS), np.array(DUP_NGRAMS))
+    counts = repetition_counts(raw, bounds, np.array(TOP_NGRAMS), np.array(DUP_NGRAMS), params.count_first_occurrence)
     size = np.maximum(batch.chars, 1)
     word_chars = np.maximum(counts[:, WORD_CHARS], 1)
     values = [
@@ -165,7 +153,9 @@ GOPHER_REPETITION = FilterSpec(
     name="gopher_repetition",
     params=GopherRepetitionParams,
     signals=tuple(Signal(name) for name in REPETITION_SIGNALS),
-    signal_version="gopher_repetition-v1",
+    # v2: repeated n-grams' chars count every occurrence unless `count_first_occurrence` is off.
+    signal_version="gopher_repetition-v2",
     compute=repetition_signals,
     decide=repetition_rules,
+    signal_settings=lambda params: {"count_first_occurrence": params.count_first_occurrence},
 )

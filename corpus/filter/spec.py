@@ -3,7 +3,9 @@
 A filter's signals are one function `texts -> columns of numbers` (dolma's attributes), its
 decision another function `columns, thresholds -> failing rows per rule`, so a threshold
 change never recomputes a signal. Bump `signal_version` whenever a signal's computation
-changes, so an old number never silently changes meaning.
+changes, so an old number never silently changes meaning. A filter may also rewrite the text
+(C4's line cleaning): its signals are read from the rewritten text, which the filters after it
+see, and only the docs it keeps are rewritten in the output.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
-from tokenmill.corpus.filter.kernels.bytes import Lines, stripped_lines
-from tokenmill.corpus.text.utf8 import count_in, re2_space, utf8_bytes, word_starts
+from tokenmill.corpus.filter.kernels.bytes import Lines, space_mask, stripped_lines
+from tokenmill.corpus.text.utf8 import count_in, per_text, utf8_bytes, word_starts
 
 # Histogram edges: fractions in twentieths, counts on log2 steps, small ratios and lengths linearly.
 FRAC_BINS = tuple(np.round(np.linspace(0, 1, 21), 2).tolist())
@@ -42,8 +44,19 @@ Rules = list[tuple[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
+class Rewrite:
+    """A filter's rewrite of a batch's texts: the new texts, per-doc values found on the way (for its
+    signals, so the pass runs once) and counts of what it removed, summed over the batch."""
+
+    texts: pa.Array
+    values: dict[str, np.ndarray]
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
 class FilterSpec:
-    """A named filter: its settings model, signals, their version, and the two functions."""
+    """A named filter: its settings model, signals, their version, and the two functions; `signal_settings`
+    are the settings its signals (and rewrite) depend on, the reading of the rule it follows."""
 
     name: str
     params: type[BaseModel]
@@ -52,12 +65,19 @@ class FilterSpec:
     compute: Callable[[TextBatch, Any], dict[str, Any]]
     decide: Callable[[Columns, Any], Rules]
     signal_settings: Callable[[Any], dict[str, Any]] = field(default=lambda params: {})
+    rewrite: Callable[[pa.Array, Any], Rewrite] | None = None
 
     def column(self, signal: str) -> str:
         return f"{self.name}__{signal}"
 
     def fields(self) -> list[pa.Field]:
         return [pa.field(self.column(s.name), s.type) for s in self.signals]
+
+    def signals_of(self, batch: TextBatch, params: Any) -> tuple[dict[str, Any], TextBatch]:
+        """The signals of `batch` and the batch the next filter sees: rewritten, for a filter that rewrites."""
+        if self.rewrite is not None:
+            batch = batch.rewritten(self.rewrite(batch.texts, params))
+        return self.compute(batch, params), batch
 
 
 @dataclass(frozen=True)
@@ -73,8 +93,13 @@ class TextBatch:
     """A batch of docs and the views of its texts that several filters share, each made once on first use
     (length, gopher_quality and fineweb all count words; gopher_quality and fineweb both read lines)."""
 
-    def __init__(self, table: pa.Table) -> None:
+    def __init__(self, table: pa.Table, rewrite: Rewrite | None = None) -> None:
         self.table = table
+        self.rewrite = rewrite  # the rewrite that made these texts, if a filter rewrote them
+
+    def rewritten(self, rewrite: Rewrite) -> TextBatch:
+        index = self.table.schema.get_field_index("text")
+        return TextBatch(self.table.set_column(index, "text", rewrite.texts), rewrite)
 
     def __getitem__(self, column: str) -> pa.ChunkedArray:
         return self.table[column]
@@ -93,18 +118,26 @@ class TextBatch:
 
     @cached_property
     def space(self) -> np.ndarray:
-        return re2_space(self.utf8[0])
+        """Per byte: part of a whitespace character, as Python's `str.split()` sees it (Unicode, so a
+        no-break or ideographic space parts words too)."""
+        return space_mask(self.utf8[0])
 
     @cached_property
     def word_starts(self) -> np.ndarray:
-        r"""Byte positions where an RE2 `\S+` match starts."""
+        """Byte positions where a word of `str.split()` starts."""
         raw, bounds = self.utf8
         return word_starts(raw, bounds, self.space)
 
     @cached_property
     def words(self) -> np.ndarray:
-        r"""Matches of RE2 `\S+` per text."""
+        """Words of `str.split()` per text."""
         return count_in(self.word_starts, self.utf8[1])
+
+    @cached_property
+    def space_chars(self) -> np.ndarray:
+        """Whitespace characters per text."""
+        raw, bounds = self.utf8
+        return per_text(self.space & ((raw & 0xC0) != 0x80), bounds)
 
     @cached_property
     def chars(self) -> np.ndarray:
@@ -147,6 +180,11 @@ def count_regex(texts: pa.Array, pattern: str, ignore_case: bool = False) -> np.
 def per_doc(parents: np.ndarray, n_docs: int, weights: np.ndarray | None = None) -> np.ndarray:
     """Sum (or count) per doc of line-level values."""
     return np.bincount(parents, weights=weights, minlength=n_docs).astype(np.float64)
+
+
+def unset_is_off(threshold: float | None) -> float:
+    """A `max_` threshold that is None (the rule is off) as one no value exceeds."""
+    return np.inf if threshold is None else threshold
 
 
 def rule(name: str, fails: np.ndarray) -> tuple[str, np.ndarray]:

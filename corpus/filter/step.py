@@ -7,7 +7,9 @@ Outline (after dolma's documents/attributes split):
    only thresholds finds them all and computes nothing;
 2. the decision pass reads text and signal parts side by side, applies transforms (PII) in
    their place in the order, and drops each row at the first failing rule, as
-   `filter:<filter>.<rule>`, keeping every signal as a typed column on kept and rejected rows.
+   `filter:<filter>.<rule>`, keeping every signal as a typed column on kept and rejected rows;
+   a filter that rewrites (C4's line cleaning) rewrites the rows it keeps, so a rejected row
+   holds the text the filter that dropped it judged.
 An input whose parts already carry a filter's signal columns with the same signal key (a
 filter version filtered again) is read as is.
 """
@@ -27,7 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tokenmill.corpus.filter.lang import LANGUAGE, check_dependency
-from tokenmill.corpus.filter.params import FILTERS, FilterParams
+from tokenmill.corpus.filter.params import FilterParams
+from tokenmill.corpus.filter.registry import FILTERS
 from tokenmill.corpus.filter.signals import (
     SIGNALS_META,
     apply_transforms,
@@ -45,7 +48,10 @@ from tokenmill.corpus.store.versions import Store
 
 STEP = "filter"
 # v2: the language filter's drop reason says what happened, `filter:language.not_kept` (was `.keep`).
-CODE_VERSION = "filter-v2"
+# v3: each filter follows its paper (issue 20): C4 rewrites the pages it keeps to their retained lines,
+# Gopher's '#' and ellipsis ratios apart, distinct stop words, every occurrence of a repeated n-gram,
+# FineWeb's lines as its release code reads them, whole-word bad words in any script.
+CODE_VERSION = "filter-v3"
 
 
 def decide_batch(table: pa.Table, signals: dict[str, pa.Table], params: FilterParams, counters: Counter) -> Batch:
@@ -61,6 +67,8 @@ def decide_batch(table: pa.Table, signals: dict[str, pa.Table], params: FilterPa
         columns = {s.name: as_numpy(sig[spec.column(s.name)]) for s in spec.signals}
         for rule_name, fails in spec.decide(columns, getattr(params, name)):
             reasons[fails & (reasons == None)] = f"filter:{name}.{rule_name}"  # noqa: E711
+        if spec.rewrite is not None and name in signals:  # carried signals: the input is rewritten already
+            table = rewrite_kept(table, reasons == None, spec, getattr(params, name), counters)  # noqa: E711
         for field in spec.fields():
             table = set_column(table, field, sig[field.name])
     if "language" in params.filters:
@@ -72,6 +80,17 @@ def decide_batch(table: pa.Table, signals: dict[str, pa.Table], params: FilterPa
     for reason, size in zip(rejected["reason"].to_pylist(), chars):
         counters[f"chars_dropped.{reason}"] += int(size)
     return Batch(kept=table.filter(pc.invert(dropped)), rejected=rejected, counters=dict(counters))
+
+
+def rewrite_kept(
+    table: pa.Table, kept: np.ndarray, spec: FilterSpec, settings: Any, counters: Counter
+) -> pa.Table:
+    """The table with the `kept` rows' texts rewritten by `spec`, what it removed added to `counters`."""
+    texts = table["text"].combine_chunks().cast(pa.large_string())
+    mask = pa.array(kept)
+    rewrite = spec.rewrite(texts.filter(mask), settings)
+    counters.update(rewrite.counts)
+    return set_column(table, DOC_SCHEMA.field("text"), pc.replace_with_mask(texts, mask, rewrite.texts))
 
 
 def set_column(table: pa.Table, field: pa.Field, values: Any) -> pa.Table:
@@ -126,14 +145,16 @@ def run_filter(store: Store, params: FilterParams, client: Any, *, force: bool =
     if cached:
         return cached
     missing = [plan for name, plan in stored.items() if force or not store.exists(signal_vids[name])]
-    computed = compute_signals(store, client, input_version, params, missing) if missing else {}
+    carried_names = frozenset(plans) - frozenset(stored)
+    computed = compute_signals(store, client, input_version, params, missing, carried_names) if missing else {}
     signal_files = {name: store.files(vid) for name, vid in signal_vids.items()}
     tasks = [(url, {name: files[i] for name, files in signal_files.items()}) for i, url in enumerate(parts)]
-    carried_parts = {name: parts for name in plans if name not in stored}
+    carried_parts = {name: parts for name in carried_names}
     extra = {
         "signals": {
             "computed_docs": {name: computed.get(name, 0) for name in plans},
             "versions": {name: signal_vids.get(name, "input columns") for name in plans},
+            "readings": {name: plan.identity["settings"] for name, plan in plans.items()},
             "histograms": signal_histograms(store, client, signal_vids, carried_parts),
         }
     }

@@ -10,8 +10,8 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
+from tokenmill.corpus.filter.params import UrlBlocklistParams
 from tokenmill.corpus.filter.spec import (
     FLAG_BINS,
     Columns,
@@ -23,16 +23,7 @@ from tokenmill.corpus.filter.spec import (
     rule,
 )
 from tokenmill.corpus.store.errors import ConfigError
-from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.stats import DOMAIN_PATTERN
-
-
-class UrlBlocklistParams(Settings):
-    domains: list[str] = Field(default_factory=list, description="blocked domains; their subdomains are blocked too")
-    substrings: list[str] = Field(default_factory=list, description="blocked if the URL contains one of these")
-    file: str | None = Field(
-        default=None, description="a file of entries, one per line: a domain, or 'substring:<text>' for a substring"
-    )
 
 
 def block_lists(params: UrlBlocklistParams) -> tuple[list[str], list[str]]:

@@ -16,7 +16,7 @@ FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def space_bytes(raw: np.ndarray, i: int, end: int) -> int:
     """Length in bytes of the whitespace character (as Python's `str.split()` sees it) at byte i, else 0."""
     b = raw[i]
@@ -37,6 +37,21 @@ def space_bytes(raw: np.ndarray, i: int, end: int) -> int:
     if c == 0x80:
         return 3 if d <= 0x8A or d == 0xA8 or d == 0xA9 or d == 0xAF else 0
     return 3 if c == 0x81 and d == 0x9F else 0
+
+
+@njit(cache=True)
+def space_mask(raw: np.ndarray) -> np.ndarray:
+    """Per byte: it belongs to a whitespace character (`space_bytes`)."""
+    mask = np.zeros(len(raw), dtype=np.bool_)
+    i = 0
+    while i < len(raw):
+        width = space_bytes(raw, i, len(raw))
+        if width:
+            mask[i : i + width] = True
+            i += width
+        else:
+            i += 1
+    return mask
 
 
 @njit(cache=True)
@@ -169,20 +184,14 @@ def stripped_lines(raw: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, ...
             head = i + 1
             if end > start:
                 starts[count], ends[count], docs[count] = start, end, doc
-                width = 0
-                for k in range(start, end):
-                    width += (raw[k] & 0xC0) != 0x80
-                chars[count] = width
+                chars[count] = chars_in(raw, start, end)
                 first[count] = code_point(raw, start)
-                tail = end - 1
-                while (raw[tail] & 0xC0) == 0x80:
-                    tail -= 1
-                last[count] = code_point(raw, tail)
+                last[count] = code_point(raw, last_char_start(raw, start, end))
                 count += 1
     return starts[:count], ends[:count], docs[:count], chars[:count], first[:count], last[:count]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def code_point(raw: np.ndarray, i: int) -> int:
     """The code point whose UTF-8 encoding starts at byte i (the text is valid UTF-8)."""
     b = np.int64(raw[i])
@@ -193,6 +202,34 @@ def code_point(raw: np.ndarray, i: int) -> int:
     if b < 0xF0:
         return ((b & 0x0F) << 12) | ((raw[i + 1] & 0x3F) << 6) | (raw[i + 2] & 0x3F)
     return ((b & 0x07) << 18) | ((raw[i + 1] & 0x3F) << 12) | ((raw[i + 2] & 0x3F) << 6) | (raw[i + 3] & 0x3F)
+
+
+@njit(cache=True, inline="always")
+def char_width(lead: int) -> int:
+    """Bytes of the UTF-8 character whose first byte is `lead`."""
+    if lead < 0x80:
+        return 1
+    if lead < 0xE0:
+        return 2
+    return 3 if lead < 0xF0 else 4
+
+
+@njit(cache=True, inline="always")
+def last_char_start(raw: np.ndarray, start: int, end: int) -> int:
+    """Byte where the last character of [start, end) begins (the range is not empty)."""
+    i = end - 1
+    while i > start and (raw[i] & 0xC0) == 0x80:
+        i -= 1
+    return i
+
+
+@njit(cache=True)
+def chars_in(raw: np.ndarray, start: int, end: int) -> int:
+    """Characters in [start, end): the bytes that start one."""
+    count = 0
+    for i in range(start, end):
+        count += (raw[i] & 0xC0) != 0x80
+    return count
 
 
 @njit(cache=True)

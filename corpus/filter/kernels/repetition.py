@@ -125,6 +125,21 @@ def jumped_dup_chars(at: np.ndarray, codes: np.ndarray, n_codes: int, word_ends:
 
 
 @njit(cache=True)
+def covered_chars(at: np.ndarray, word_ends: np.ndarray, n: int) -> int:
+    """Chars of the words inside any occurrence of a repeated n-gram, first ones included, each word once
+    however many occurrences overlap it (Gopher's "characters within all duplicate n-grams", as
+    RedPajama-v2's `rps_doc_frac_chars_dupe_ngrams` marks them); `at` holds the positions, sorted."""
+    chars = 0
+    counted_to = 0  # words before this one are counted
+    for i in at:
+        first = max(i, counted_to)
+        if i + n > first:
+            chars += word_ends[i + n] - word_ends[first]
+            counted_to = i + n
+    return chars
+
+
+@njit(cache=True)
 def split_words(raw: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
     """Byte [start, end) of each word, split as Python's `str.split()` does."""
     starts = np.empty((end - start + 1) // 2, dtype=np.int64)
@@ -203,7 +218,9 @@ def item_dups(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray, out: np.nda
 
 
 @njit(cache=True)
-def doc_counts(raw: np.ndarray, start: int, end: int, top: np.ndarray, dup: np.ndarray, out: np.ndarray) -> None:
+def doc_counts(
+    raw: np.ndarray, start: int, end: int, top: np.ndarray, dup: np.ndarray, first_occurrence: bool, out: np.ndarray
+) -> None:
     """One doc's row of `repetition_counts`."""
     item_dups(raw, *split_lines(raw, start, end), out, LINES)
     item_dups(raw, *split_paragraphs(raw, start, end), out, PARAS)
@@ -222,15 +239,20 @@ def doc_counts(raw: np.ndarray, start: int, end: int, top: np.ndarray, dup: np.n
             if top[k] == n:
                 out[FIRST_GRAM_COLUMN + k] = top_gram_chars(at, codes, n_codes, word_ends, n)
         for k in range(len(dup)):
-            if dup[k] == n:
+            if dup[k] == n and first_occurrence:
+                out[FIRST_GRAM_COLUMN + len(top) + k] = covered_chars(at, word_ends, n)
+            elif dup[k] == n:
                 out[FIRST_GRAM_COLUMN + len(top) + k] = jumped_dup_chars(at, codes, n_codes, word_ends, n)
 
 
 @njit(cache=True)
-def repetition_counts(raw: np.ndarray, bounds: np.ndarray, top: np.ndarray, dup: np.ndarray) -> np.ndarray:
+def repetition_counts(
+    raw: np.ndarray, bounds: np.ndarray, top: np.ndarray, dup: np.ndarray, first_occurrence: bool = True
+) -> np.ndarray:
     """Per doc (rows; texts' bytes at `bounds`): lines, repeated lines and their chars, the same for paragraphs,
-    chars in words, then chars of the top n-gram for each n in `top` and of jumped repeats for each n in `dup`."""
+    chars in words, then chars of the top n-gram for each n in `top` and, for each n in `dup`, chars of
+    repeated n-grams: every occurrence (`covered_chars`) when `first_occurrence`, else the jumped repeats."""
     out = np.zeros((len(bounds) - 1, FIRST_GRAM_COLUMN + len(top) + len(dup)), dtype=np.float64)
     for doc in range(len(bounds) - 1):
-        doc_counts(raw, bounds[doc], bounds[doc + 1], top, dup, out[doc])
+        doc_counts(raw, bounds[doc], bounds[doc + 1], top, dup, first_occurrence, out[doc])
     return out

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import numpy as np
 import pyarrow as pa
 
-from tokenmill.corpus.filter.kernels.bytes import Lines, stripped_lines
+from tokenmill.corpus.filter.kernels.bytes import Lines, space_mask, stripped_lines
 from tokenmill.corpus.text.utf8 import utf8_bytes
 
 PIECES = ["a", "é", "語", "😀", "…", "...", ".", "•", "-", " ", "\t", "\u3000", "\u00a0", "\r", "\n", "\n\n", "x" * 40]
@@ -55,3 +56,14 @@ def test_repeated_lines_per_doc_with_their_chars():
     dups, chars = lines.repeated(raw, len(docs))
     assert dups.tolist() == [2, 0, 2, 0]  # stripped lines: " a" is "a" again
     assert chars.tolist() == [2, 0, 2, 0]
+
+
+def test_space_mask_marks_every_byte_of_pythons_whitespace():
+    chars = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    text = "".join(chars)
+    raw, _ = utf8_bytes(pa.array([text], pa.large_string()))
+    mask = space_mask(raw)
+    widths = [len(ch.encode()) for ch in chars]
+    starts = np.cumsum([0] + widths[:-1])
+    assert mask[starts].tolist() == [ch.isspace() for ch in chars]
+    assert mask.sum() == sum(w for ch, w in zip(chars, widths) if ch.isspace())

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import socket
+import typing
 
 import pyarrow as pa
 import pytest
+from pydantic import ValidationError
 
 from tokenmill.corpus.filter.lang import identify
-from tokenmill.corpus.filter.params import FILTERS, FilterParams
-from tokenmill.corpus.filter.pii import PiiParams, redact_batch
+from tokenmill.corpus.filter.params import FilterName, FilterParams, GopherQualityParams, PiiParams
+from tokenmill.corpus.filter.pii import redact_batch
+from tokenmill.corpus.filter.registry import FILTERS
 from tokenmill.corpus.filter.spec import TextBatch, as_numpy
 from tokenmill.corpus.filter.step import run_filter
 
@@ -26,7 +29,7 @@ def signals_of(name: str, text: str, params=None, source: str = "http://example.
     spec = FILTERS[name]
     params = params or spec.params()
     table = pa.table({"text": pa.array([text], pa.large_string()), "source": [source]})
-    values = spec.compute(TextBatch(table), params)
+    values, _ = spec.signals_of(TextBatch(table), params)
     return {s.name: as_numpy(pa.array(values[s.name], s.type)) for s in spec.signals}
 
 
@@ -41,6 +44,7 @@ def lines(*items: str) -> str:
 
 
 WORDS = [f"w{i}ord" for i in range(200)]
+SENTENCE = "This line has words enough to stay. "
 PAIRS = [a + b for a in "efghijklmn" for b in "opqrstuvwxyz"]
 CASES = [
     # (filter, rule, settings, doc just inside, doc just outside)
@@ -50,26 +54,40 @@ CASES = [
     ("gopher_quality", "max_words", {"max_words": 100}, " ".join(WORDS[:100]), " ".join(WORDS[:101])),
     ("gopher_quality", "min_mean_word_length", {}, "abc " * 60, "abc ab " * 30),
     ("gopher_quality", "max_mean_word_length", {}, "abcdefghij " * 60, "abcdefghij abcdefghijkl " * 30),
-    ("gopher_quality", "max_symbol_word_ratio", {}, "word " * 90 + "#x " * 10, "word " * 89 + "#x " * 11),
+    ("gopher_quality", "max_hash_word_ratio", {}, "word " * 90 + "#x " * 10, "word " * 89 + "#x " * 11),
+    ("gopher_quality", "max_ellipsis_word_ratio", {}, "word " * 90 + "x... " * 10, "word " * 89 + "x… " * 11),
+    ("gopher_quality", "max_symbol_word_ratio", {"max_symbol_word_ratio": 0.1}, "word " * 90 + "#x x... " * 5,
+     "word " * 88 + "#x x… " * 6),
     ("gopher_quality", "max_bullet_lines_frac", {}, lines(*["- item"] * 9, "text"), lines(*["- item"] * 10)),
     ("gopher_quality", "max_ellipsis_lines_frac", {}, lines(*["a..."] * 3, *["b"] * 7), lines(*["a…"] * 4, *["b"] * 6)),
     ("gopher_quality", "min_alpha_words_frac", {}, "a " * 8 + "1 " * 2, "a " * 7 + "1 " * 3),
-    ("gopher_quality", "min_stop_words", {}, "the cat and dog", "the cat or dog"),
+    ("gopher_quality", "min_stop_words", {}, "The cat and dog", "the cat, the dog"),
+    ("gopher_quality", "min_stop_words", {"distinct_stop_words": False}, "the cat, the dog", "the cat or dog"),
+    ("gopher_quality", "min_stop_words", {"stop_words_case_sensitive": True}, "the cat and dog", "The cat and dog"),
     ("gopher_repetition", "max_dup_line_frac", {}, lines(*WORDS[:7], *WORDS[:3]), lines(*WORDS[:6], *WORDS[:4])),
     ("gopher_repetition", "max_dup_para_frac", {"max_dup_para_chars_frac": 1}, "\n\n".join(WORDS[:7] + WORDS[:3]),
      "\n\n".join(WORDS[:6] + WORDS[:4])),
     # 2-letter words: "ab cd" twice holds 8 of 40 word chars (0.2), then 8 of 38 (0.21)
     ("gopher_repetition", "max_top_2gram_char_frac", {}, " ".join(PAIRS[:16] + ["ab", "cd"] * 2),
      " ".join(PAIRS[:15] + ["ab", "cd"] * 2)),
-    ("c4", "min_sentences", {}, "One. Two! Three? Four. Five.", "One. Two! Three? Four and five"),
-    ("c4", "lorem_ipsum", {}, "Lorem is a word. Ipsum too.", "Some Lorem Ipsum text."),
-    ("c4", "curly_bracket", {}, "no brackets (here) [or here]", "a dict {1: 2}"),
-    ("fineweb", "min_line_punct_frac", {"min_line_punct_frac": 0.25}, lines("Ends.", "a", "b", "c"), lines("Ends.", *"abcd")),
-    ("fineweb", "max_short_line_frac", {"max_short_line_frac": 0.5}, lines("x" * 31, "short"),
-     lines("x" * 31, "short", "tiny")),
-    ("fineweb", "max_dup_line_chars_frac", {"max_dup_line_chars_frac": 0.1}, lines("a" * 80, "b" * 10, "b" * 10),
-     lines("a" * 79, "b" * 10, "b" * 10)),
-    ("fineweb", "max_newline_word_ratio", {}, lines("a b c d e f g", "h", "i", "j"), lines("a b c d e f", "h", "i", "j")),
+    ("c4", "min_sentences", {}, lines(SENTENCE, 'He said "so it goes in the end." Then left.'),
+     lines(SENTENCE, "He said so it goes in the end. Then")),
+    ("c4", "lorem_ipsum", {}, lines(SENTENCE * 3, "Some Lorem Ipsum text here"),
+     lines(SENTENCE * 3, "Some Lorem Ipsum text here.")),
+    ("c4", "curly_bracket", {}, lines(SENTENCE * 3, "a dict {1: 2} is here"),
+     lines(SENTENCE * 3, "a dict {1: 2} is here.")),
+    ("c4", "max_bad_words", {}, SENTENCE * 3 + " A class.", SENTENCE * 3 + " An ass."),
+    # FineWeb: a doc at the threshold drops (<= 0.25 here); blank lines are lines
+    ("fineweb", "min_line_punct_frac", {"min_line_punct_frac": 0.25}, lines("Ends.", "a", "b"),
+     lines("Ends.", *"abc")),
+    ("fineweb", "min_line_punct_frac", {"min_line_punct_frac": 0.25}, lines("Ends.", "a", "b"),
+     lines("Ends.", "a", "", "b")),
+    ("fineweb", "max_short_line_frac", {"max_short_line_frac": 0.5}, lines("x" * 31, "x" * 31, "short"),
+     lines("x" * 31, "short")),
+    ("fineweb", "max_dup_line_chars_frac", {"max_dup_line_chars_frac": 0.1}, lines("a" * 81, "b" * 10, "b" * 10),
+     lines("a" * 80, "b" * 10, "b" * 10)),
+    ("fineweb", "max_newline_word_ratio", {"max_newline_word_ratio": 0.3}, lines("a b c d e f g", "h", "i", "j"),
+     lines("a b c d e f", "h", "i", "j")),
 ]
 
 
@@ -94,7 +112,8 @@ def test_every_repetition_rule_cuts_at_its_threshold(rule):
 def test_gopher_quality_known_values():
     s = signals_of("gopher_quality", "The cat #tag 123...\n- and the dog")
     assert s["words"][0] == 8
-    assert s["stop_words"][0] == 3
+    assert s["stop_words"][0] == 2  # distinct: the, and
+    assert s["hash_word_ratio"][0] == s["ellipsis_word_ratio"][0] == pytest.approx(1 / 8)
     assert s["ellipsis_lines_frac"][0] == 0.5
     assert s["bullet_lines_frac"][0] == 0.5
     assert s["alpha_words_frac"][0] == pytest.approx(6 / 8)
@@ -106,8 +125,10 @@ PARAGRAPHS = {
     "und der Fluss war einst der wichtigste Handelsweg zur Küste.",
     "fr": "L'histoire de la ville est longue et variée. Beaucoup de gens l'ont façonnée au fil des années, "
     "et la rivière était autrefois la principale route commerciale vers la côte.",
-    "zh": "这座城市的历史悠久而丰富。多年来，许多人塑造了它，穿过城镇中心的河流曾经是通往海岸的主要贸易路线。",
-    "ja": "この町の歴史は長く、多様です。長年にわたり多くの人々がこの町を形作ってきました。川はかつて海岸への主要な交易路でした。",
+    "zh": "这座城市的历史悠久而丰富。多年来，许多人塑造了它，"
+    "穿过城镇中心的河流曾经是通往海岸的主要贸易路线。",
+    "ja": "この町の歴史は長く、多様です。長年にわたり多くの人々がこの町を形作ってきました。"
+    "川はかつて海岸への主要な交易路でした。",
 }
 
 
@@ -206,3 +227,20 @@ def test_a_transform_changes_the_signals_of_the_filters_after_it_only(store, cli
         assert kept["text"].iloc[0] == "Write to <EMAIL> today."
         chars[order[0]] = kept["length__chars"].iloc[0]
     assert (chars["pii"], chars["length"]) == (len("Write to <EMAIL> today."), len(text))
+
+
+def test_presets_set_defaults_and_explicit_settings_win():
+    paper = FilterParams()
+    assert (paper.c4.min_sentences, paper.c4.min_words_per_line, paper.fineweb.max_dup_line_chars_frac) == (3, 5, 0.1)
+    assert paper.gopher_repetition.count_first_occurrence and paper.gopher_quality.distinct_stop_words
+    ours = FilterParams(preset="datatrove", c4={"min_sentences": 4}, gopher_quality=GopherQualityParams(min_words=10))
+    assert (ours.c4.min_sentences, ours.c4.min_words_per_line, ours.c4.max_bad_words) == (4, 3, None)
+    assert ours.gopher_quality.min_words == 10 and not ours.gopher_quality.distinct_stop_words
+    assert not ours.gopher_repetition.count_first_occurrence
+    assert (ours.fineweb.max_dup_line_chars_frac, ours.fineweb.max_newline_word_ratio) == (0.01, 0.3)
+    with pytest.raises(ValidationError, match="preset"):
+        FilterParams(preset="tfds")
+
+
+def test_every_filter_name_is_registered():
+    assert set(FILTERS) == set(typing.get_args(FilterName))

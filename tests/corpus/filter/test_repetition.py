@@ -1,11 +1,13 @@
-"""Compiled repetition measures against Gopher's per-doc definitions in plain Python, on docs built to repeat."""
+"""Compiled repetition measures against Gopher's per-doc definitions in plain Python (`oracles.py`), on docs
+built to repeat."""
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import re
 import sys
-from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -25,54 +27,21 @@ from tokenmill.corpus.filter.kernels.repetition import (
 from tokenmill.corpus.text.utf8 import utf8_bytes
 
 TOP, DUP = (2, 3, 4), (5, 6, 7, 8, 9, 10)
+_spec = importlib.util.spec_from_file_location("filter_oracles", Path(__file__).parent / "oracles.py")
+oracles = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(oracles)
 SPACES = [" ", " ", " ", "\t", "\n", "\n", "\n\n", "\n\n\n", "\u00a0", "\u3000", "\u2029", "\x1c", "\x85"]
 
 
-def reference_dup_chars(words: list[str], n: int) -> int:
-    """Gopher's walk (as datatrove's find_all_duplicate, over word tuples): a repeat counts and jumps past itself."""
-    seen: set[tuple[str, ...]] = set()
-    chars, at = 0, 0
-    while at < len(words) - n + 1:
-        gram = tuple(words[at : at + n])
-        if gram in seen:
-            chars += sum(map(len, gram))
-            at += n
-        else:
-            seen.add(gram)
-            at += 1
-    return chars
-
-
-def reference_top_chars(words: list[str], n: int) -> int:
-    """Chars in all occurrences of the most frequent repeated n-gram, the first seen on ties."""
-    counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    if not counts or max(counts.values()) < 2:
-        return 0
-    gram, count = counts.most_common(1)[0]
-    return sum(map(len, gram)) * count
-
-
-def reference_dups(items: list[str]) -> list[int]:
-    """[items, items repeating an earlier one, chars in those]."""
-    seen: set[str] = set()
-    dups = dup_chars = 0
-    for item in items:
-        if item in seen:
-            dups, dup_chars = dups + 1, dup_chars + len(item)
-        seen.add(item)
-    return [len(items), dups, dup_chars]
-
-
-def reference_row(doc: str) -> list[int]:
+def reference_row(doc: str, first_occurrence: bool) -> list[int]:
     words = doc.split()
     lines = [line for line in doc.split("\n") if line]
     paras = [para for para in re.split(r"\n{2,}", doc.strip()) if para]
     return (
-        reference_dups(lines)
-        + reference_dups(paras)
+        [len(lines), *oracles.repeated(lines), len(paras), *oracles.repeated(paras)]
         + [sum(map(len, words))]
-        + [reference_top_chars(words, n) for n in TOP]
-        + [reference_dup_chars(words, n) for n in DUP]
+        + [oracles.top_gram_chars(words, n) for n in TOP]
+        + [oracles.dup_gram_chars(words, n, first_occurrence) for n in DUP]
     )
 
 
@@ -94,17 +63,18 @@ def repetitive_doc(rng: random.Random) -> str:
     return text if rng.random() < 0.5 else text.rstrip(" ")
 
 
-def counts_of(docs: list[str]) -> np.ndarray:
+def counts_of(docs: list[str], first_occurrence: bool = True) -> np.ndarray:
     raw, bounds = utf8_bytes(pa.array(docs, pa.large_string()))
-    return repetition_counts(raw, bounds, np.array(TOP), np.array(DUP))
+    return repetition_counts(raw, bounds, np.array(TOP), np.array(DUP), first_occurrence)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_counts_match_the_per_doc_definitions(seed):
+@pytest.mark.parametrize("first_occurrence", [True, False])
+@pytest.mark.parametrize("seed", range(2))
+def test_counts_match_the_per_doc_definitions(seed, first_occurrence):
     rng = random.Random(seed)
     docs = [repetitive_doc(rng) for _ in range(400)] + ["", " ", "\n\n", "a", "a a", "x\n\nx"]
-    counts = counts_of(docs)
-    assert counts.tolist() == [reference_row(doc) for doc in docs]
+    counts = counts_of(docs, first_occurrence)
+    assert counts.tolist() == [reference_row(doc, first_occurrence) for doc in docs]
     assert counts[:, FIRST_GRAM_COLUMN + len(TOP)].sum() > 0  # jumped 5-gram repeats were found
     assert counts[:, DUP_PARAS].sum() > 0 and counts[:, DUP_LINES].sum() > 0
 
@@ -116,7 +86,10 @@ def test_a_document_repeating_a_passage_has_the_expected_counts():
     assert counts[[PARAS, DUP_PARAS, DUP_PARA_CHARS]].tolist() == [2, 0, 0]  # the second paragraph has "end"
     assert counts[WORD_CHARS] == 2 * len(passage.replace(" ", "")) + 3
     ten_gram_chars = len("".join(passage.split()[:10]))
-    assert counts[FIRST_GRAM_COLUMN + len(TOP) + DUP.index(10)] == ten_gram_chars
+    # every word of both copies lies in a repeated 10-gram; read as repeats only, the second copy's first 10-gram
+    assert counts[FIRST_GRAM_COLUMN + len(TOP) + DUP.index(10)] == 2 * len(passage.replace(" ", ""))
+    assert counts_of([f"{passage}\n\n{passage}\nend"], first_occurrence=False)[0][
+        FIRST_GRAM_COLUMN + len(TOP) + DUP.index(10)] == ten_gram_chars
 
 
 def test_whitespace_is_what_python_strips_and_splits_on():
