@@ -7,6 +7,11 @@ identically. Within a level nothing waits on order: each host's URLs are fetched
 `per_host_concurrency` tasks of its own (so a slow host holds only its own), bodies go to the
 Dask workers in batches (`extraction`), and each finished batch is journaled and decided at once.
 Per page the event loop does only constant work; the level's links are merged once at its end.
+
+Hosts wait for each other only there, at a level's end: which URLs of the next level fit in
+`max_pages` is known only once all of its links are. A host let run ahead would either make the
+cut depend on which pages came back first (a resumed crawl would then keep other pages than an
+uninterrupted one) or fetch pages that the cut then drops, past `max_pages`.
 """
 
 from __future__ import annotations

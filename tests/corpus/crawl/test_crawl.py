@@ -34,7 +34,8 @@ PARAGRAPH = "This page has a paragraph of real words about crawling the web poli
 
 def page(title: str, links: list[str], body: str = PARAGRAPH) -> str:
     anchors = "".join(f'<li><a href="{href}">{href}</a></li>' for href in links)
-    return f"<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{body}</p><ul>{anchors}</ul></body></html>"
+    return (f"<html><head><title>{title}</title></head>"
+            f"<body><h1>{title}</h1><p>{body}</p><ul>{anchors}</ul></body></html>")
 
 
 INDEX_LINKS = [
@@ -98,7 +99,8 @@ class Site:
             return 200, {"Content-Type": "text/html"}, (text + "</p></body></html>").encode("latin-1")
         if path == "/cp1251.html":
             body = page("Страница", [], "Привет, мир. Это страница в кодировке windows-1251. " * 3)
-            body = body.replace("<head>", '<head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251">')
+            meta = '<meta http-equiv="Content-Type" content="text/html; charset=windows-1251">'
+            body = body.replace("<head>", "<head>" + meta)
             return 200, {"Content-Type": "text/html"}, body.encode("cp1251")
         if path == "/empty.html":
             return 200, html, b"<html><body><script>var x = 1;</script></body></html>"
@@ -263,6 +265,18 @@ def test_crawl_site(store: Any, client: Any, servers: Servers) -> None:
 
     again = run_crawl(store, crawl_params(base, warc=True), client)
     assert again.cached and again.id == version.id
+
+
+def test_pages_past_the_extraction_timeout_are_rejected_one_by_one(store: Any, client: Any, servers: Servers) -> None:
+    """A batch that runs past its time is retried a page at a time; a page that still does is
+    rejected as crawl:extract_timeout (here every page: one microsecond is shorter than any task)."""
+    base, _ = servers.start()
+    pages = ["/a.html", "/latin1.html", "/text.txt", "/farm/0.html"]
+    version = run_crawl(store, crawl_params(base, seeds=[base + p for p in pages], delay_s=0, max_depth=0,
+                                            extract_timeout_s=1e-6), client)
+    assert {u: r["reason"] for u, r in rows(store, version.id, "rejected").items()} == {
+        base + p: "crawl:extract_timeout" for p in pages}
+    assert version.manifest.stats["docs_out"] == 0
 
 
 def test_max_pages_cuts_the_last_urls_of_a_level(store: Any, client: Any, servers: Servers) -> None:

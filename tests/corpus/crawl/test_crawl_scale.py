@@ -27,7 +27,7 @@ def test_time_per_page_is_flat_from_a_crawl_to_one_four_times_larger(client: Any
     page before, so the first crawl does not pay for their imports. The progress hook hears the
     rates while it runs."""
     client.run(extract_batch, [(b"<p>warm</p>", "text/html", "http://h/")], ())
-    base, server = bench_module().start_site(text_bytes=3_000)
+    base, server = bench_module().start_site(site_pages=1_000, text_bytes=3_000)
     heard: list[tuple[str, int, int]] = []
     token = progress_listener.set(lambda description, done, total: heard.append((description, done, total)))
     try:
