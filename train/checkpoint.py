@@ -19,9 +19,13 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 
 from tokenmill.corpus.store.errors import InputError
+from tokenmill.corpus.store.versions import FileEntry, Store
+from tokenmill.train.metrics import file_sha256
+from tokenmill.train.model import GPT, ModelConfig
 
 log = logging.getLogger(__name__)
 KEPT = 2
+WEIGHTS = "model.pt"  # a committed run's final weights and model config
 
 
 def rng_state() -> dict[str, Any]:
@@ -106,3 +110,21 @@ def latest_checkpoint(fs: Any, work: str) -> dict[str, Any] | None:
         raise InputError(f"train: no readable checkpoint among {len(found)} in {work}; "
                          "rerun with --force to start the run afresh")
     return None
+
+
+def write_weights(store: Store, folder: str, state: dict[str, Any]) -> FileEntry:
+    """A version's weights file (`state` holds "model" and "config") and its manifest entry."""
+    path = f"{folder}/{WEIGHTS}"
+    size = save_checkpoint(store.fs, path, state)
+    return FileEntry(path=WEIGHTS, bytes=size, sha256=file_sha256(store, path))
+
+
+def run_model(store: Store, run_id: str, device: torch.device) -> GPT:
+    """A committed run's final model, rebuilt from its recorded config."""
+    manifest = store.manifest(run_id)
+    if manifest.step != "train":
+        raise InputError(f"'{run_id}' is a {manifest.step} version, not a training run")
+    state = load_checkpoint(store.fs, store.file_path(run_id, WEIGHTS, manifest))
+    model = GPT(ModelConfig(**state["config"]))
+    model.load_state_dict(state["model"])
+    return model.to(device)

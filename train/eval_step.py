@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
-from tokenmill.corpus.store.errors import ConfigError, InputError
+from tokenmill.corpus.store.errors import ConfigError
 from tokenmill.corpus.store.step import (
     Version,
     VersionKey,
     Written,
+    cached_version,
     commit_version,
     params_json,
 )
@@ -24,10 +25,10 @@ from tokenmill.corpus.store.versions import Attempt, Store
 from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.tokenize.model import load_model, special_ids, tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
-from tokenmill.train.checkpoint import load_checkpoint
+from tokenmill.train.checkpoint import run_model
 from tokenmill.train.choice import CAUSAL_ONLY, choice_scores
 from tokenmill.train.data import pack_shards, val_windows
-from tokenmill.train.device import Runtime, setup_runtime
+from tokenmill.train.device import Runtime, cpu_threads, setup_runtime
 from tokenmill.train.eval import (
     TextScorer,
     cloze_items,
@@ -38,14 +39,14 @@ from tokenmill.train.eval import (
     texts_sha256,
     val_loss,
 )
+from tokenmill.train.finetune import FINETUNE_FIGURES, finetune_key, run_finetune
 from tokenmill.train.masking import MaskRule, eval_rule, mask_rule
-from tokenmill.train.model import GPT, ModelConfig
+from tokenmill.train.model import GPT
 from tokenmill.train.params import EvalParams, ScoreParams
 from tokenmill.train.tasks import TaskData, choice_items, read_task
 
 STEP = "eval"
 CODE_VERSION = "eval-v2"  # v2: masked models scored by masked-token loss and accuracy; downstream tasks
-WEIGHTS = "model.pt"
 
 
 @dataclass(frozen=True)
@@ -93,27 +94,20 @@ def score_model(model: GPT, sp: Any, prefix_id: int, runtime: Runtime, eval_set:
             "eval_sha256": eval_set.sha256}
 
 
-def run_model(store: Store, run_id: str, device: torch.device) -> GPT:
-    """A committed run's final model, rebuilt from its recorded config."""
-    manifest = store.manifest(run_id)
-    if manifest.step != "train":
-        raise InputError(f"'{run_id}' is a {manifest.step} version, not a training run")
-    state = load_checkpoint(store.fs, store.file_path(run_id, WEIGHTS, manifest))
-    model = GPT(ModelConfig(**state["config"]))
-    model.load_state_dict(state["model"])
-    return model.to(device)
-
-
 def task_entry(task: TaskData) -> dict[str, Any]:
     """What a score on a task is tied to: its name, kind, file and the file's sha256."""
     return {"task": task.spec.name, "kind": task.spec.kind, "path": task.spec.path, "sha256": task.sha256}
 
 
-def task_scores(scorer: TextScorer, tasks: list[TaskData]) -> dict[str, dict[str, Any]]:
-    """Each downstream task's scores by its name, with the task's file and sha256."""
+def task_scores(scorer: TextScorer, tasks: list[TaskData], tuned: dict[str, Version]) -> dict[str, dict[str, Any]]:
+    """Each downstream task's scores by its name, with the task's file and sha256: multiple choice scored
+    here, classification by the fine-tuned copy of the run in `tuned`."""
     scores = {}
     for task in tasks:
-        if scorer.model.cfg.causal:
+        if task.spec.kind == "classification":
+            version = tuned[task.spec.name]
+            result = {k: version.manifest.stats[k] for k in FINETUNE_FIGURES} | {"finetune_version": version.id}
+        elif scorer.model.cfg.causal:
             result = choice_scores(scorer, choice_items(task), task.spec.normalize)
         else:
             result = {"accuracy": None, "note": CAUSAL_ONLY}
@@ -123,15 +117,29 @@ def task_scores(scorer: TextScorer, tasks: list[TaskData]) -> dict[str, dict[str
 
 def run_eval(store: Store, params: EvalParams, client: Any, *, force: bool = False, run_version: str) -> Version:
     """Commit the scores of run `run_version` on the eval set and the downstream tasks (or find them
-    cached). The client is unused: scoring runs in this process on the chosen device."""
+    cached). Each classification task first fine-tunes a copy of the run, committed as its own version
+    (cached in turn); the eval version's inputs are the run and those. The client is unused: scoring
+    runs in this process on the chosen device."""
     eval_set = load_eval_set(store, params)
     tasks = [read_task(spec) for spec in params.tasks]
     settings = params_json(params)
     identity = {**settings, "_eval_sha256": eval_set.sha256, "_task_sha256": [t.sha256 for t in tasks]}
-    key = VersionKey(STEP, CODE_VERSION, settings, (run_version,), identity, fingerprint=eval_set.sha256)
+    tuned = [finetune_key(run_version, t, params.finetune).id for t in tasks if t.spec.kind == "classification"]
+    key = VersionKey(STEP, CODE_VERSION, settings, (run_version, *tuned), identity, fingerprint=eval_set.sha256)
+    cached = cached_version(store, key, force)
+    if cached:
+        return cached
+    with cpu_threads(params.cpu_threads):
+        return _eval(store, params, force, key, run_version, eval_set, tasks)
+
+
+def _eval(store: Store, params: EvalParams, force: bool, key: VersionKey, run_version: str, eval_set: EvalSet,
+          tasks: list[TaskData]) -> Version:
+    runtime = setup_runtime(params.device)
+    tuned = {t.spec.name: run_finetune(store, run_version, t, params.finetune, runtime, force=force)
+             for t in tasks if t.spec.kind == "classification"}
 
     def write(attempt: Attempt) -> Written:
-        runtime = setup_runtime(params.device)
         run = store.manifest(run_version)
         pack_version, tokenizer_version = run.inputs[0], run.inputs[1]
         model = run_model(store, run_version, runtime.device)
@@ -140,7 +148,7 @@ def run_eval(store: Store, params: EvalParams, client: Any, *, force: bool = Fal
         rule = None if model.cfg.causal else tokenizer_mask_rule(store, tokenizer_version, params.mlm_eval_select_rate)
         sp = tokenizer_model(store, tokenizer_version)
         scores = score_model(model, sp, boundary_id, runtime, eval_set, val, params, rule)
-        downstream = task_scores(TextScorer(model, sp, boundary_id, model.cfg.seq_len, runtime), tasks)
+        downstream = task_scores(TextScorer(model, sp, boundary_id, model.cfg.seq_len, runtime), tasks, tuned)
         return Written([], {**scores, "tasks": downstream, "run_version": run_version, "device": str(runtime.device),
                             "torch_version": torch.__version__})
 

@@ -31,16 +31,17 @@ from tokenmill.corpus.store.step import (
     commit_version,
     params_json,
 )
-from tokenmill.corpus.store.versions import Attempt, FileEntry, Manifest, Store, folder_of
+from tokenmill.corpus.store.versions import Attempt, Manifest, Store, folder_of
 from tokenmill.tokenize.model import tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import (
     checkpoints,
     latest_checkpoint,
     rng_state,
-    save_checkpoint,
+    run_model,
     save_step_checkpoint,
     set_rng_state,
+    write_weights,
 )
 from tokenmill.train.data import Position, TokenWindows, pack_shards, val_windows
 from tokenmill.train.device import (
@@ -52,16 +53,9 @@ from tokenmill.train.device import (
     setup_runtime,
 )
 from tokenmill.train.eval import pairs, val_loss
-from tokenmill.train.eval_step import (
-    WEIGHTS,
-    EvalSet,
-    load_eval_set,
-    run_model,
-    score_model,
-    tokenizer_mask_rule,
-)
+from tokenmill.train.eval_step import EvalSet, load_eval_set, score_model, tokenizer_mask_rule
 from tokenmill.train.masking import MaskRule, batch_generator, eval_rule
-from tokenmill.train.metrics import file_sha256, write_metrics
+from tokenmill.train.metrics import write_metrics
 from tokenmill.train.model import (
     GPT,
     ModelConfig,
@@ -351,9 +345,8 @@ def _train_locked(store: Store, params: TrainParams, force: bool, key: VersionKe
     }
 
     def write(attempt: Attempt) -> Written:
-        weights = save_checkpoint(store.fs, f"{attempt.path}/{WEIGHTS}",
-                                  {"model": trainer.raw.state_dict(), "config": plan.config.model_dump()})
-        files = [FileEntry(path=WEIGHTS, bytes=weights, sha256=file_sha256(store, f"{attempt.path}/{WEIGHTS}")),
+        files = [write_weights(store, attempt.path, {"model": trainer.raw.state_dict(),
+                                                     "config": plan.config.model_dump()}),
                  write_metrics(store, attempt.path, metrics)]
         return Written(files, stats)
 

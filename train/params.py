@@ -35,6 +35,7 @@ class ScoreParams(Settings):
         default=0.15, gt=0, lt=1, description="masked models: share of eval and val tokens masked (all by the mask "
         "piece, at fixed positions) for masked-token loss and accuracy")
     device: str = Field(default="auto", description="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
+    cpu_threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's choice)")
 
 
 class TaskSpec(Settings):
@@ -71,11 +72,28 @@ class TaskSpec(Settings):
         return self
 
 
+class FinetuneParams(Settings):
+    """How a run is fine-tuned on a classification task: every weight, with a linear head on a pooled state."""
+
+    epochs: int = Field(default=3, ge=1, description="passes over the task's train split")
+    lr: float = Field(default=1e-3, gt=0, description="peak learning rate (1e-3 suits the tiny demo model; models "
+                      "of BERT's size take 2e-5 to 5e-5)")
+    warmup_frac: float = Field(default=0.1, ge=0, lt=1, description="share of the steps in linear warmup, then "
+                               "cosine decay to zero")
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW decay on >= 2-D weights")
+    batch_size: int = Field(default=16, ge=1, description="examples per step")
+    max_tokens: int = Field(default=128, ge=3, description="tokens per example, boundary tokens included (longer "
+                            "texts are cut; at most the model's seq_len)")
+    seed: int = Field(default=0, description="seed of the head's init and the example order")
+
+
 class EvalParams(ScoreParams):
     """The eval step's settings: a committed run scored again, and on the downstream tasks."""
 
     tasks: list[TaskSpec] = Field(default_factory=list, description="downstream tasks, each a table: {name, path, "
                                   "kind, and its field names}")
+    finetune: FinetuneParams = Field(default_factory=FinetuneParams,
+                                     description="fine-tuning on the classification tasks")
 
     @model_validator(mode="after")
     def _distinct_names(self) -> EvalParams:
@@ -123,7 +141,6 @@ class TrainParams(ScoreParams):
     checkpoint_every: int = Field(default=50, ge=1, description="steps between checkpoints of a running job")
     seed: int = Field(default=0, description="seed of the weights' init, the window order, dropout and masking")
     init_from: str | None = Field(default=None, description="a run id whose final weights start this run")
-    cpu_threads: int | None = Field(default=None, ge=1, description="torch CPU threads (default: torch's choice)")
     compile: bool = Field(default=False, description="torch.compile the model (CUDA; slow first steps)")
     resume: bool = Field(default=True, description="continue from the run's last checkpoint when one was left")
     progress: bool = Field(default=True, description="draw a progress bar on a terminal (log lines elsewhere)")

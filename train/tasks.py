@@ -9,6 +9,7 @@ item repeated in the file lands on one side only.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,3 +116,25 @@ def classification_split(task: TaskData) -> Split:
         raise InputError(f"task {spec.name} ({spec.path}): {len(pairs)} items, {len(labels)} labels, "
                          f"{len(train)} train and {len(test)} test; fine-tuning needs two labels and both splits")
     return Split(train, test, labels)
+
+
+def classification_scores(gold: Sequence[int], predicted: Sequence[int]) -> dict[str, float]:
+    """Accuracy and macro-F1: the unweighted mean of each label's F1 over the labels that occur in
+    either the gold answers or the predictions (as scikit-learn's `f1_score(average="macro")`), so a
+    model that always answers the majority label scores well below its accuracy."""
+    labels = sorted(set(gold) | set(predicted))
+    f1s = []
+    for label in labels:
+        tp = sum(g == p == label for g, p in zip(gold, predicted))
+        fp = sum(p == label != g for g, p in zip(gold, predicted))
+        fn = sum(g == label != p for g, p in zip(gold, predicted))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return {"accuracy": sum(g == p for g, p in zip(gold, predicted)) / len(gold), "macro_f1": sum(f1s) / len(f1s)}
+
+
+def majority_scores(split: Split) -> dict[str, float]:
+    """The scores of always answering the train split's most frequent label: the floor a model must clear."""
+    train_labels = [label for _, label in split.train]
+    majority = max(set(train_labels), key=train_labels.count)
+    scores = classification_scores([label for _, label in split.test], [majority] * len(split.test))
+    return {"majority_accuracy": scores["accuracy"], "majority_macro_f1": scores["macro_f1"]}

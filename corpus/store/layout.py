@@ -11,9 +11,11 @@ import re
 
 from tokenmill.corpus.store.errors import InputError
 
-# Every step that commits versions: the pipeline's steps (flows/steps.py) and the filter's
-# signals (corpus/filter/signals.py). tests/corpus/store/test_ids.py keeps the lists in step.
-KNOWN_STEPS = ("crawl", "load", "clean", "dedup", "filter", "signals", "tokenizer", "pack", "train", "eval")
+# Every step that commits versions: the pipeline's steps (flows/steps.py), the filter's
+# signals (corpus/filter/signals.py) and the fine-tuned runs the eval step makes (train/finetune.py).
+# tests/corpus/store/test_ids.py keeps the lists in step.
+KNOWN_STEPS = ("crawl", "load", "clean", "dedup", "filter", "signals", "tokenizer", "pack", "train", "eval",
+               "finetune")
 # Hex digits of the sha256 of a version's identity that its id keeps (`version_id`).
 ID_HEX = 12
 ID_PATTERN = re.compile(rf"(?P<step>{'|'.join(KNOWN_STEPS)})-[0-9a-f]{{{ID_HEX}}}")

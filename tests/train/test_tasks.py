@@ -12,13 +12,11 @@ import pytest
 import torch
 
 from tokenmill.corpus.store.errors import InputError
-from tokenmill.corpus.store.versions import Store
 from tokenmill.train.choice import choice_scores
 from tokenmill.train.device import Runtime
 from tokenmill.train.eval import TextScorer
 from tokenmill.train.eval_step import run_eval
-from tokenmill.train.loop import run_train
-from tokenmill.train.params import EvalParams, TaskSpec, TrainParams
+from tokenmill.train.params import EvalParams, TaskSpec
 from tokenmill.train.tasks import ChoiceItem, choice_items, classification_split, read_task
 
 CPU = Runtime(torch.device("cpu"))
@@ -84,16 +82,6 @@ def test_classification_split_is_by_text_whatever_the_order(tmp_path):
     assert splits[0] == splits[1]
 
 
-@pytest.fixture(scope="module")
-def causal_run(tmp_path_factory, client, make_pack) -> tuple[Store, str, Path]:
-    """A tiny causal model trained on the four sentences of the small pack."""
-    store = Store(str(tmp_path_factory.mktemp("tasks") / "store"))
-    pack, tok, eval_file = make_pack(store)
-    settings = TrainParams(seq_len=64, batch_size=8, steps=100, lr=3e-3, warmup_steps=5, eval_every=0,
-                           eval_texts=[str(eval_file)], cloze_min_words=5, progress=False, cpu_threads=1)
-    return store, run_train(store, settings, client, input_version=pack, tokenizer_version=tok).id, eval_file
-
-
 def copy_task(sentences: list[str], n: int, seed: int) -> list[dict]:
     """The context ends with the start of a sentence it contains; one choice copies how it goes on there,
     the others are the ends of the other sentences."""
@@ -111,10 +99,11 @@ def copy_task(sentences: list[str], n: int, seed: int) -> list[dict]:
     return items
 
 
-def test_a_tiny_causal_model_picks_the_choice_copied_from_the_context(causal_run, client, tmp_path, pack_sentences):
-    store, run, eval_file = causal_run
+def test_a_tiny_causal_model_picks_the_choice_copied_from_the_context(tiny_runs, client, tmp_path, pack_sentences):
+    store, runs, eval_file = tiny_runs
+    run = runs["causal"]
     path = write_jsonl(tmp_path / "copy.jsonl", copy_task(pack_sentences, 40, seed=0))
-    params = EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5,
+    params = EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5, cpu_threads=1,
                         tasks=[TaskSpec(path=str(path), kind="multiple_choice")])
     scores = run_eval(store, params, client, run_version=run).manifest.stats["tasks"]["copy"]
     assert scores["chance"] == 0.25 and scores["items"] == 40

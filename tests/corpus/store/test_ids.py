@@ -13,6 +13,7 @@ from tokenmill.corpus.store.layout import KNOWN_STEPS, step_of
 from tokenmill.corpus.store.step import VersionKey, Written, commit_version
 from tokenmill.corpus.store.versions import Store, version_id
 from tokenmill.flows.steps import STEPS
+from tokenmill.train.finetune import STEP as FINETUNE_STEP
 
 EVIL = "../../outside/evil-abcdefabcdef"
 NOT_IDS = [EVIL, "load-0123456789AB", "load-0123456789a", "load-0123456789abc", "load-0123456789ab\n",
@@ -20,7 +21,7 @@ NOT_IDS = [EVIL, "load-0123456789AB", "load-0123456789a", "load-0123456789abc", 
 
 
 def test_known_steps_are_every_step_that_commits():
-    assert set(STEPS) | {SIGNALS_STEP} == set(KNOWN_STEPS)
+    assert set(STEPS) | {SIGNALS_STEP, FINETUNE_STEP} == set(KNOWN_STEPS)
 
 
 def test_ids_are_a_known_step_and_12_hex_digits():
