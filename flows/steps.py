@@ -89,7 +89,7 @@ STEPS: dict[str, StepSpec] = {
         StepSpec(
             "filter", FilterParams, "tokenmill.corpus.filter.step:run_filter", {"input_version": "docs"}, "docs",
             "ordered quality, language, PII and URL filters; every drop names its rule",
-            "tokenmill.corpus.filter.step:check_filter",
+            "tokenmill.corpus.filter.step:check_filter", "tokenmill.corpus.filter.step:version_key",
         ),
         StepSpec(
             "tokenizer", TokenizerParams, "tokenmill.tokenize.trainer:run_tokenizer", {"input_version": "docs"},

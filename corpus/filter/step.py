@@ -20,7 +20,7 @@ import functools
 import json
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import fsspec
 import numpy as np
@@ -33,6 +33,7 @@ from tokenmill.corpus.filter.params import FilterParams
 from tokenmill.corpus.filter.registry import FILTERS
 from tokenmill.corpus.filter.signals import (
     SIGNALS_META,
+    SignalPlan,
     apply_transforms,
     carried_keys,
     compute_signals,
@@ -131,9 +132,20 @@ def check_filter(params: FilterParams) -> None:
     signal_plans(params)
 
 
-def run_filter(store: Store, params: FilterParams, client: Any, *, force: bool = False, input_version: str) -> Version:
-    """Commit the filtered version of `input_version`, computing only the signals not yet stored."""
-    check_filter(params)
+class FilterPlan(NamedTuple):
+    """What a filter run reads and computes, and the key of the version it makes."""
+
+    plans: dict[str, SignalPlan]
+    parts: list[str]
+    schema: pa.Schema
+    stored: dict[str, SignalPlan]  # the signals kept as versions of their own (not carried as columns)
+    signal_vids: dict[str, str]
+    key: VersionKey
+
+
+def filter_plan(store: Store, params: FilterParams, input_version: str) -> FilterPlan:
+    """The signals these settings need, which of them the input already carries as columns, and the
+    version that follows: named by the settings, the input and the signal versions it reads."""
     plans = signal_plans(params)
     parts = input_parts(store, input_version)
     schema = input_schema(parts)
@@ -141,6 +153,18 @@ def run_filter(store: Store, params: FilterParams, client: Any, *, force: bool =
     stored = {name: plan for name, plan in plans.items() if carried.get(name) != plan.key}
     signal_vids = {name: plan.version(input_version).id for name, plan in stored.items()}
     key = VersionKey.of(STEP, CODE_VERSION, params, [input_version, *signal_vids.values()])
+    return FilterPlan(plans, parts, schema, stored, signal_vids, key)
+
+
+def version_key(store: Store, params: FilterParams, *, input_version: str) -> VersionKey:
+    """The key of the filtered version of `input_version` (see `flows.steps`)."""
+    return filter_plan(store, params, input_version).key
+
+
+def run_filter(store: Store, params: FilterParams, client: Any, *, force: bool = False, input_version: str) -> Version:
+    """Commit the filtered version of `input_version`, computing only the signals not yet stored."""
+    check_filter(params)
+    plans, parts, schema, stored, signal_vids, key = filter_plan(store, params, input_version)
     cached = cached_version(store, key, force)
     if cached:
         return cached
