@@ -203,7 +203,8 @@ def decide(frame: pd.DataFrame) -> pd.DataFrame:
             "row": frame["row"].to_numpy(np.int64),
             "src": frame["src"].to_numpy(np.int64),
             "reason": pd.array(reason, dtype="string"),
-            "duplicate_of": pd.array(np.where(survivor, None, frame["survivor_id"].to_numpy(dtype=object)), dtype="string"),
+            "duplicate_of": pd.array(np.where(survivor, None, frame["survivor_id"].to_numpy(dtype=object)),
+                                     dtype="string"),
             "dup_cluster": pd.array(frame["survivor_id"].to_numpy(dtype=object), dtype="string"),
             "dup_cluster_size": frame["cluster_size"].to_numpy(np.int64),
             "duplicate_jaccard": jaccard.astype(np.float32),
@@ -213,13 +214,6 @@ def decide(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-MAPPING_META = pd.DataFrame({
-    "part": pd.Series(dtype="int64"), "row": pd.Series(dtype="int64"), "src": pd.Series(dtype="int64"),
-    "reason": pd.Series(dtype="string"), "duplicate_of": pd.Series(dtype="string"),
-    "dup_cluster": pd.Series(dtype="string"), "dup_cluster_size": pd.Series(dtype="int64"),
-    "duplicate_jaccard": pd.Series(dtype="float32"), "survivor": pd.Series(dtype="int64"),
-    "first_line": pd.Series(dtype="string"),
-})
 BUCKETS_META = pd.DataFrame({"bucket": pd.Series(dtype="int64"), "node": pd.Series(dtype="int64")})
 
 
@@ -244,6 +238,9 @@ class InOneTask:
 
     def sizes(self, *frames: pd.DataFrame) -> list[int]:
         return [len(frame) for frame in frames]
+
+    def collect(self, *frames: Any) -> tuple[Any, ...]:
+        return frames
 
     def labels(self, edges: pd.DataFrame, n_edges: int) -> tuple[pd.DataFrame, dict[str, Any]]:
         return single_task_labels([edges]), {"components_method": "single_task", "components_rounds": 0}
@@ -274,6 +271,11 @@ class OnDask:
         import dask
 
         return [int(n) for n in dask.compute(*(frame.shape[0] for frame in frames))]
+
+    def collect(self, *frames: Any) -> tuple[Any, ...]:
+        import dask
+
+        return dask.compute(*frames)
 
     def labels(self, edges: Any, n_edges: int) -> tuple[Any, dict[str, Any]]:
         """One task while the edges fit one worker (scipy), else large-star/small-star rounds."""
@@ -372,18 +374,17 @@ def first_members(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby("survivor", sort=False).head(SAMPLES_PER_CLUSTER)
 
 
-def cluster_report(mapping: Any) -> dict[str, Any]:
-    """Cluster-size histogram and the largest clusters with their docs' first lines, by Dask reductions."""
-    import dask
-
+def cluster_report(mapping: Any, ops: Any) -> dict[str, Any]:
+    """Cluster-size histogram and the largest clusters with their docs' first lines (`ops` as for
+    `assign_clusters`: reductions on Dask, or plain pandas in the clustering task)."""
     heads = mapping[mapping["reason"].isna()]
-    histogram, top = dask.compute(
+    histogram, top = ops.collect(
         heads["dup_cluster_size"].value_counts(), heads.nlargest(TOP_CLUSTERS, "dup_cluster_size")
     )
     top_ids = top["survivor"].tolist()
     chosen = mapping[mapping["survivor"].isin(top_ids)][["survivor", "first_line", "src"]]
     # A few members per cluster and partition come back, never a whole boilerplate cluster of millions.
-    members = chosen.map_partitions(first_members, meta=chosen._meta).compute()
+    (members,) = ops.collect(ops.each(chosen, first_members))
     largest = []
     for row in top.sort_values(["dup_cluster_size", "dup_cluster"], ascending=[False, True]).itertuples():
         lines = members[members["survivor"] == row.survivor]["first_line"].head(SAMPLES_PER_CLUSTER).tolist()

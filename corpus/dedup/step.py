@@ -30,10 +30,10 @@ import pyarrow.parquet as pq
 
 from tokenmill.corpus.dedup import minhash
 from tokenmill.corpus.dedup.clusters import (
-    MAPPING_META,
     REASON_EXACT,
     REASON_MINHASH,
     ClusterSettings,
+    InOneTask,
     OnDask,
     assign_clusters,
     assign_clusters_in_one_task,
@@ -278,19 +278,26 @@ def cluster(store: Store, signed: Signed, attempt: Attempt, params: DedupParams)
     import dask.dataframe as dd
 
     files = [f"{attempt.uri}/{e.path}" for e in signed.files]
+    url = f"{attempt.uri}/{CLUSTERS}"
     if signed.docs <= params.single_task_docs and not params.against:
-        settings = cluster_settings(params, 1)
-        (done,) = dask.persist(dask.delayed(assign_clusters_in_one_task, nout=2)(files, settings))
-        mapping, counts = dd.from_delayed([done[0]], meta=MAPPING_META), done[1].compute()
-    else:
-        frames = [signature_frame(files, 0)]
-        frames += [against_frame(store, v, src) for src, v in enumerate(params.against, start=1)]
-        docs = dd.concat(frames) if len(frames) > 1 else frames[0]
-        default_partitions = min(docs.npartitions, -(-signed.docs // DOCS_PER_SHUFFLE_PARTITION))
-        settings = cluster_settings(params, max(default_partitions, 1))
-        mapping, counts = assign_clusters(docs, settings, OnDask(settings))
-    files_written = write_clusters(mapping, f"{attempt.uri}/{CLUSTERS}", settings.npartitions)
-    return Clustering(files_written, {**counts, **cluster_report(mapping)})
+        return dask.delayed(cluster_in_one_task)(files, cluster_settings(params, 1), url).compute()
+    frames = [signature_frame(files, 0)]
+    frames += [against_frame(store, v, src) for src, v in enumerate(params.against, start=1)]
+    docs = dd.concat(frames) if len(frames) > 1 else frames[0]
+    default_partitions = min(docs.npartitions, -(-signed.docs // DOCS_PER_SHUFFLE_PARTITION))
+    settings = cluster_settings(params, max(default_partitions, 1))
+    ops = OnDask(settings)
+    mapping, counts = assign_clusters(docs, settings, ops)
+    files_written = write_clusters(mapping, url, settings.npartitions)
+    return Clustering(files_written, {**counts, **cluster_report(mapping, ops)})
+
+
+def cluster_in_one_task(files: list[str], settings: ClusterSettings, url: str) -> Clustering:
+    """Stage 2 for a corpus that fits one worker, in one task: clusters, their files and their report,
+    with none of the fixed costs of Dask shuffles and reductions (seconds each on a small corpus)."""
+    mapping, counts = assign_clusters_in_one_task(files, settings)
+    files_written = sorted(write_part_clusters(mapping[mapping["src"] == 0], url), key=lambda entry: entry.path)
+    return Clustering(files_written, {**counts, **cluster_report(mapping, InOneTask())})
 
 
 def dedup_figures(stats: DocStats, params: DedupParams, signed: Signed) -> dict[str, Any]:
