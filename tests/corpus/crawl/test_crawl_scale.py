@@ -22,26 +22,27 @@ def bench_module() -> Any:
 
 
 def test_time_per_page_is_flat_from_a_crawl_to_one_four_times_larger(client: Any, tmp_path: Path) -> None:
-    """100 then 400 pages of a documentation-like site (smaller pages than the bench's, to be quick):
-    the crawl loop's seconds per fetched page may not grow by half. The workers have extracted a
-    page before, so the first crawl does not pay for their imports. The progress hook hears the
-    rates while it runs."""
+    """80 and 320 pages of a documentation-like site (smaller pages than the bench's, to be quick):
+    the crawl's seconds per fetched page may not grow by half. Each size is crawled twice, in turn,
+    and its faster crawl counts, so a burst of other work on the machine does not decide; the workers
+    have extracted a page before, so the first crawl does not pay for their imports. The progress
+    hook hears the rates while it runs."""
     client.run(extract_batch, [(b"<p>warm</p>", "text/html", "http://h/")], ())
     base, server = bench_module().start_site(site_pages=1_000, text_bytes=3_000)
     heard: list[tuple[str, int, int]] = []
     token = progress_listener.set(lambda description, done, total: heard.append((description, done, total)))
+    per_page: dict[int, float] = {}
     try:
-        per_page = {}
-        for pages in (100, 400):
+        for run, pages in enumerate((80, 320, 80, 320)):
             params = CrawlParams(seeds=[f"{base}/"], allow_private=True, delay_s=0, per_host_concurrency=16,
                                  max_pages=pages, max_depth=10, max_retries=0)
-            stats = run_crawl(Store(str(tmp_path / f"crawl-{pages}")), params, client).manifest.stats
+            stats = run_crawl(Store(str(tmp_path / f"crawl-{run}")), params, client).manifest.stats
             assert pages - 1 <= stats["pages_fetched"] <= pages  # a robots.txt refusal takes a page of the budget
-            per_page[pages] = stats["crawl_seconds"] / stats["pages_fetched"]
+            per_page[pages] = min(per_page.get(pages, 1e9), stats["crawl_seconds"] / stats["pages_fetched"])
     finally:
         progress_listener.reset(token)
         server.kill()
         server.wait()
-    assert per_page[400] / per_page[100] < 1.5, per_page
+    assert per_page[320] / per_page[80] < 1.5, per_page
     description, done, total = heard[-1]
-    assert total == 400 and done >= 399 and "fetched/s" in description and "rejected/s" in description
+    assert total == 320 and done >= 319 and "fetched/s" in description and "rejected/s" in description
