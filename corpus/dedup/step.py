@@ -54,6 +54,8 @@ SIGNATURES = "signatures"
 CLUSTERS = "clusters"
 CLUSTER_FILE = "clusters.pq"
 FIRST_LINE_CHARS = 120
+# Inputs of fewer parts are signed one row group per task (of up to 20,000 docs, see `parts.py`).
+SIGN_BY_ROW_GROUP_BELOW = 16
 # Settings that change a signature: `against` versions must have been signed with the same.
 SIGNATURE_SETTINGS = ("ngram", "normalize_digits", "num_perm", "seed", "scheme", "exact_strip_punctuation")
 
@@ -109,17 +111,36 @@ def signature_table(table: pa.Table, part: int, first_row: int, params: DedupPar
     )
 
 
-def sign_part(index: int, url: str, out_url: str, params: DedupParams) -> tuple[FileEntry, dict[str, int]]:
-    """Stream one input part into its signature file; returns the file entry and counts."""
-    name = f"{SIGNATURES}/part-{index:05d}.pq"
+def sign_part(index: int, url: str, out_url: str, params: DedupParams, group: int | None = None,
+              first_row: int = 0) -> tuple[FileEntry, dict[str, int]]:
+    """Stream one input part (or one row group of it, whose first row is `first_row`) into its
+    signature file; returns the file entry and counts."""
+    name = f"{SIGNATURES}/part-{index:05d}{'' if group is None else f'-{group:05d}'}.pq"
     writer = PartWriter(f"{out_url}/{name}", name, SIGNATURE_SCHEMA)
     rows = shingles = 0
-    for batch in read_batches(url, columns=["id", "text", "fetched_at"]):
-        table = signature_table(batch, index, rows, params)
+    groups = None if group is None else [group]
+    for batch in read_batches(url, columns=["id", "text", "fetched_at"], row_groups=groups):
+        table = signature_table(batch, index, first_row + rows, params)
         writer.write(table)
         rows += table.num_rows
         shingles += int(pc.sum(table["shingles"]).as_py() or 0)
     return writer.close(keep_empty=True), {"signed_docs": rows, "shingles": shingles}
+
+
+def sign_tasks(parts: list[str]) -> list[tuple[int, str, int | None, int]]:
+    """(part, url, row group or None for the whole part, its first row) of each signing task: one per
+    part, or, for an input of fewer than `SIGN_BY_ROW_GROUP_BELOW` parts, one per row group (read
+    from those few parts' footers), so a small corpus keeps every worker busy to the end. A constant,
+    not the cluster's size, decides, so a version's files are the same on any cluster."""
+    if len(parts) >= SIGN_BY_ROW_GROUP_BELOW:
+        return [(index, url, None, 0) for index, url in enumerate(parts)]
+    tasks: list[tuple[int, str, int | None, int]] = []
+    for index, url in enumerate(parts):
+        with fsspec.open(url, "rb") as f:
+            metadata = pq.ParquetFile(f).metadata
+        starts = np.cumsum([0] + [metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)])
+        tasks += [(index, url, g, int(starts[g])) for g in range(metadata.num_row_groups)] or [(index, url, None, 0)]
+    return tasks
 
 
 def check_against(store: Store, params: DedupParams) -> None:
@@ -247,7 +268,7 @@ def cluster_settings(params: DedupParams, npartitions: int) -> ClusterSettings:
 
 @dataclass(frozen=True)
 class Signed:
-    """What the signing stage wrote: one signatures file per input part, and its counts."""
+    """What the signing stage wrote: signature files (one per input part or row group), and its counts."""
 
     files: list[FileEntry]
     docs: int
@@ -255,9 +276,11 @@ class Signed:
 
 
 def sign(client: Any, parts: list[str], attempt: Attempt, params: DedupParams) -> Signed:
-    """Stage 1: every input part signed in its own Dask task, into `signatures/`."""
-    signed = client.gather([client.submit(sign_part, i, url, attempt.uri, params, pure=False)
-                            for i, url in enumerate(parts)])
+    """Stage 1: every input part (or row group, see `sign_tasks`) signed in its own Dask task, into
+    `signatures/`."""
+    tasks = sign_tasks(parts)
+    signed = client.gather([client.submit(sign_part, i, url, attempt.uri, params, group, first, pure=False)
+                            for i, url, group, first in tasks])
     return Signed([entry for entry, _ in signed], sum(c["signed_docs"] for _, c in signed),
                   sum(c["shingles"] for _, c in signed))
 

@@ -122,11 +122,12 @@ def input_parts(store: Store, vid: str) -> list[str]:
     return store.files(vid, "kept")
 
 
-def read_batches(url: str, columns: list[str] | None = None, batch_rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-    """Stream a part file in bounded batches, whatever its size."""
+def read_batches(url: str, columns: list[str] | None = None, batch_rows: int = BATCH_ROWS,
+                 row_groups: list[int] | None = None) -> Iterator[pa.Table]:
+    """Stream a part file (or some of its row groups) in bounded batches, whatever its size."""
     import fsspec
 
     with fsspec.open(url, "rb") as f:
         reader = pq.ParquetFile(f)
-        for record_batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
+        for record_batch in reader.iter_batches(batch_size=batch_rows, columns=columns, row_groups=row_groups):
             yield pa.Table.from_batches([record_batch])

@@ -122,7 +122,8 @@ def test_distributed_components_give_the_same_clusters(store, client, tmp_path, 
 
 def test_incremental_against_an_earlier_version(store, client, tmp_path, write_jsonl):
     old_docs = corpus()[:10]
-    old = run_dedup(store, DedupParams(), client, input_version=load(store, client, tmp_path, write_jsonl, old_docs, "old"))
+    old_version = load(store, client, tmp_path, write_jsonl, old_docs, "old")
+    old = run_dedup(store, DedupParams(), client, input_version=old_version)
     base = [words(i) for i in range(3)]
     new_docs = [
         {"text": " ".join(substituted(base[0], 0.01, 2)), "url": "http://new/near0"},
@@ -242,3 +243,31 @@ def test_no_doc_is_removed_for_a_survivor_it_does_not_resemble(store, client, tm
     measured = store.read_docs(version.id, columns=["duplicate_jaccard"], kind="rejected").compute()
     assert measured["duplicate_jaccard"].tolist() == [pytest.approx(98 / 108)]
     assert store.read_json(version.id, "stats.json")["split_off"] == 1
+
+
+def test_a_few_parts_are_signed_one_row_group_per_task_with_their_rows_numbered_in_the_part(tmp_path):
+    """Two parts of 3 row groups each: six signing tasks, whose rows number each part from 0 as one task would."""
+    from datetime import datetime, timezone
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tokenmill.corpus.dedup.step import sign_part, sign_tasks
+
+    parts = []
+    for p in range(2):
+        texts = [f"part {p} doc {i} " + window(i, i + 20) for i in range(7)]
+        table = pa.table({"id": [f"{p}-{i}" for i in range(7)], "text": texts,
+                          "fetched_at": pa.array([datetime(2024, 1, 1, tzinfo=timezone.utc)] * 7,
+                                                 pa.timestamp("us", tz="UTC"))})
+        pq.write_table(table, tmp_path / f"part-{p}.parquet", row_group_size=3)
+        parts.append(str(tmp_path / f"part-{p}.parquet"))
+    tasks = sign_tasks(parts)
+    assert [(index, group, first) for index, _, group, first in tasks] == [
+        (0, 0, 0), (0, 1, 3), (0, 2, 6), (1, 0, 0), (1, 1, 3), (1, 2, 6)]
+    out = tmp_path / "dedup"
+    for index, url, group, first in tasks:
+        sign_part(index, url, str(out), DedupParams(), group, first)
+    signed = pq.read_table(out / "signatures").sort_by([("part", "ascending"), ("row", "ascending")])
+    assert signed["id"].to_pylist() == [f"{p}-{i}" for p in range(2) for i in range(7)]
+    assert signed["row"].to_pylist() == list(range(7)) * 2
