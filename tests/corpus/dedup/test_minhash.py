@@ -107,3 +107,12 @@ def test_hash_spans_equal_hashlib_across_the_one_block_limit(width, monkeypatch)
     expected = mh.hash_shingles([buffer[a:b] for a, b in zip(starts.tolist(), stops.tolist())], width)
     got = mh.hash_spans(buffer, starts, stops, width)
     assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_shingle_sets_are_each_docs_distinct_hashes_sorted():
+    """Docs of 5, 0 and 4 hashes (repeats inside a doc, shared values across docs): per doc, its set."""
+    from tokenmill.corpus.dedup.jaccard import shingle_sets
+
+    hashes = np.array([9, 3, 9, 7, 3, 5, 5, 1, 2**40], dtype=np.uint64)
+    sets = shingle_sets(hashes, np.array([5, 0, 4]))
+    assert [np.frombuffer(s.as_py(), dtype=np.uint64).tolist() for s in sets] == [[3, 7, 9], [], [1, 5, 2**40]]
