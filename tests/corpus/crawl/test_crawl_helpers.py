@@ -141,7 +141,8 @@ def test_links_resolved_through_the_folder_cache_as_one_by_one(page: str) -> Non
     """Links are remembered per base folder (or per page for '', '?q' and '#f'): each resolves as
     `normalize_url` resolves it against the page itself, whichever page of the folder came first."""
     hrefs = ["rel.html", "./rel.html?utm_source=x&b=2", "../up.html", "/abs.html", "//other.org/x", "",
-             "?q=1", "#frag", " spaced.html ", "https://h.org:443/p", "sub/", "..", "mailto:a@h.org", "c;p"]
+             "?q=1", "#frag", " spaced.html ", "https://h.org:443/p", "sub/", "..", "mailto:a@h.org", "c;p",
+             "rel.html#part", "?q=1#part", "sp.html #part", "/abs.html#"]
     tree = HTMLTree.parse("".join(f'<a href="{href}">x</a>' for href in hrefs))
     expected = [normalize_url(href, ["utm_source"], base=page) for href in hrefs]
     for _ in range(2):  # the second time from the cache
