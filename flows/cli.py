@@ -382,21 +382,30 @@ def runs(
     as_json: bool = JsonOption,
 ) -> None:
     """List training runs with their data version and final scores (bits per byte first)."""
-    from tokenmill.train.registry import list_runs
+    from tokenmill.train.registry import downstream_text, list_runs
 
     rows = list_runs(_store(config, store))
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
-    table = Table("run", "data version", "tokenizer", "model", "bpb", "val loss", "cloze", "tokens", "train s")
+    table = Table("run", "data version", "tokenizer", "model", "objective", "seed", "bpb", "mlm acc", "val loss",
+                  "cloze", "downstream (accuracy / macro-F1)", "train s")
     for row in rows:
-        table.add_row(row["run"], row["data_version"], row["tokenizer_version"], row["model"],
-                      *(_figure(row[k]) for k in ("bpb", "val_loss", "cloze_acc", "tokens", "train_seconds")))
+        table.add_row(row["run"], row["data_version"], row["tokenizer_version"], row["model"], row["objective"],
+                      _fmt(row["seed"]), *(_figure(row[k]) for k in ("bpb", "mlm_acc", "val_loss", "cloze_acc")),
+                      downstream_text(row["downstream"]), _figure(row["train_seconds"]))
     out.print(table)
 
 
 def _figure(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else _fmt(value)
+
+
+def _with_spread(value: Any, spread: dict[str, Any] | None) -> str:
+    """A run's score, and over its seeds the mean and range when there are several."""
+    if not spread or spread["n"] < 2:
+        return _figure(value)
+    return f"{_figure(value)} (mean {spread['mean']:.4f}, {spread['min']:.4f}-{spread['max']:.4f}, {spread['n']} seeds)"
 
 
 @app.command()
@@ -406,8 +415,10 @@ def compare(
     store: Optional[str] = StoreOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Runs side by side, with the data settings that differ along their lineages."""
-    from tokenmill.train.registry import FIGURES, compare_runs
+    """Runs side by side, with downstream scores, each score's spread over the run's seeds, and the data
+    settings that differ along their lineages. Scores on different task files (or eval texts) are not
+    put on one line: each file has its own, and a note names the files."""
+    from tokenmill.train.registry import FIGURES, SCORES, compare_runs
 
     for run_id in run_ids:
         step_of(run_id, "RUN_IDS")
@@ -416,9 +427,16 @@ def compare(
         out.print_json(json.dumps(result, default=str))
         return
     table = Table("figure", *(row["run"] for row in result["runs"]))
-    for name in ("data_version", "tokenizer_version", "model", *FIGURES):
-        table.add_row(name, *(_figure(row.get(name)) for row in result["runs"]))
+    for name in ("data_version", "tokenizer_version", "model", "objective", "seeds", *FIGURES):
+        table.add_row(name, *(_with_spread(row.get(name), row["spread"].get(name)) if name in SCORES
+                              else _figure(row.get(name)) for row in result["runs"]))
+    for line in result["tasks"]:
+        label = f"{line['task']} {line['score']}" + (f" [file {line['sha256'][:12]}]" if line["several_files"] else "")
+        table.add_row(label, *("not on this file" if v is None else _with_spread(*v) for v in line["values"].values()))
     out.print(table)
+    for mismatch in result["mismatches"]:
+        files = ", ".join(f"{run} {sha[:12] if sha else 'none'}" for run, sha in mismatch["sha256"].items())
+        out.print(f"not compared: {mismatch['what']} scored on different files (sha256 {files})", highlight=False)
     for title in ("data_differences", "train_differences"):
         differences = Table("step", "setting", *(row["run"] for row in result["runs"]), title=title)
         for diff in result[title]:

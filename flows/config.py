@@ -26,6 +26,7 @@ from tokenmill.corpus.store.runtime import DaskSettings
 from tokenmill.corpus.store.settings import Settings
 from tokenmill.corpus.store.versions import StoreSettings
 from tokenmill.flows.steps import DEFAULT_PIPELINE, STEPS
+from tokenmill.train.builtin_tasks import STDLIB_PACKAGES_URL
 
 
 class PipelineSettings(Settings):
@@ -52,9 +53,10 @@ Config = create_model(
 
 # The embedded settings of a run with no config file: the demo on the installed Python's own
 # documentation. After filtering that is a few MB of text, too little for the 32k vocabulary
-# that suits a real corpus, and the tiny CPU model trains 3x faster on 8k. A config file
-# replaces this layer, so real corpora get the library defaults.
-DEMO_SETTINGS: dict[str, Any] = {"tokenizer": {"vocab_size": 8192}}
+# that suits a real corpus, and the tiny CPU model trains 3x faster on 8k. Its downstream task
+# is built from the same Python (which standard-library package a docstring comes from). A
+# config file replaces this layer, so real corpora get the library defaults.
+DEMO_SETTINGS: dict[str, Any] = {"tokenizer": {"vocab_size": 8192}, "eval": {"tasks": [{"path": STDLIB_PACKAGES_URL}]}}
 
 
 def parse_value(raw: str) -> Any:
@@ -124,10 +126,17 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 
 
 def _toml_value(value: Any) -> str:
+    """A value as TOML: JSON's form for strings and numbers, arrays item by item, tables inline (`{k = v}`,
+    which JSON's `{"k": v}` is not); a None inside a table is left out, as TOML has no null."""
     import json
 
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{json.dumps(key)} = {_toml_value(item)}" for key, item in value.items() if item is not None)
+        return "{" + ", ".join(pairs) + "}"
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -64,15 +64,12 @@ from tokenmill.train.model import (
     model_config,
 )
 from tokenmill.train.optim import lr_at, make_optimizer
-from tokenmill.train.params import DEFAULT_STEPS, TrainParams
+from tokenmill.train.params import DEFAULT_STEPS, RUN_CONTROL, TrainParams
 from tokenmill.train.progress import StepBar
 
 STEP = "train"
 CODE_VERSION = "train-v2"  # v2: the masked objective; ModelConfig.causal
 WORK = ".work"
-# How to run, not what is trained: left out of the version id so a resumed run is the same version,
-# and a run on more ranks with the same tokens per step is the same run (its world size is in the stats).
-RUN_CONTROL = ("resume", "progress", "log_every", "nproc_per_node", "nnodes", "rdzv_endpoint", "rank_timeout_s")
 
 
 @dataclass
@@ -238,7 +235,12 @@ def run_train(store: Store, params: TrainParams, client: Any, *, force: bool = F
               tokenizer_version: str) -> Version:
     """Commit a training run on pack `input_version` (or find it cached). The Dask client is unused:
     training runs in this process, or in the torchrun ranks this launches when `nproc_per_node` or
-    `nnodes` asks for DDP, where torch owns the cores."""
+    `nnodes` asks for DDP, where torch owns the cores. With `seeds`, one run per seed, in order; the
+    first seed's is returned (`registry.seed_siblings` finds the others)."""
+    if params.seeds:
+        runs = [run_train(store, params.model_copy(update={"seed": seed, "seeds": []}), client, force=force,
+                          input_version=input_version, tokenizer_version=tokenizer_version) for seed in params.seeds]
+        return runs[0]
     pack = store.manifest(input_version)
     if pack.step != "pack":
         raise InputError(f"train: '{input_version}' is a {pack.step} version, not a pack")

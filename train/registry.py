@@ -2,7 +2,11 @@
 
 Nothing is stored beyond the versions themselves: a run's manifest names its pack and
 tokenizer versions, and `store.lineage` walks back from there to the load step, so the
-difference between two runs' data is read off their lineages' settings.
+difference between two runs' data is read off their lineages' settings. A run's downstream
+scores are those of its eval versions (each task's latest), each with its task file's sha256;
+runs that differ only in their seed are one group, whose spread of every score says how much of
+a difference between two data versions is noise. Scores on different task files (or eval texts)
+are never put side by side: `compare` names them instead.
 """
 
 from __future__ import annotations
@@ -12,10 +16,18 @@ from typing import Any
 
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.corpus.store.versions import Manifest, Store, canonical_json
+from tokenmill.train.params import RUN_CONTROL
 
 RUN_STEP = "train"
-# The headline figures shown per run, in this order.
-FIGURES = ("bpb", "val_loss", "val_ppl", "cloze_acc", "final_loss", "tokens", "steps", "n_params", "train_seconds")
+EVAL_STEP = "eval"
+# The headline figures shown per run, in this order (bpb for causal runs, mlm_acc for masked ones).
+FIGURES = ("bpb", "mlm_acc", "val_loss", "val_ppl", "cloze_acc", "final_loss", "tokens", "steps", "n_params",
+           "train_seconds")
+# The scores whose spread over a run's seeds is shown, and each downstream task's.
+SCORES = ("bpb", "mlm_acc", "val_loss", "cloze_acc")
+TASK_SCORES = ("accuracy", "macro_f1")
+# Settings that do not tell two runs apart as experiments: the seed, and how a run ran (train/params.py).
+NOT_THE_EXPERIMENT = ("seed", "seeds", *RUN_CONTROL)
 
 
 def data_version(store: Store, pack_version: str) -> str | None:
@@ -24,7 +36,35 @@ def data_version(store: Store, pack_version: str) -> str | None:
     return inputs[0] if inputs else None
 
 
-def run_row(store: Store, run: Manifest) -> dict[str, Any]:
+def downstream(evals: Sequence[Manifest]) -> dict[str, dict[str, Any]]:
+    """Each task's latest scores among a run's eval versions (oldest first): {task: {kind, sha256, scores…}}."""
+    scores: dict[str, dict[str, Any]] = {}
+    for ev in evals:
+        for name, entry in (ev.stats.get("tasks") or {}).items():
+            scores[name] = {"kind": entry.get("kind"), "sha256": entry.get("sha256"), "eval_version": ev.id,
+                            **{k: entry.get(k) for k in TASK_SCORES}}
+    return scores
+
+
+def downstream_text(scores: dict[str, dict[str, Any]]) -> str:
+    """Downstream scores in one line: `task accuracy / macro-F1` per task (accuracy alone for multiple choice)."""
+    def figure(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    return "; ".join(f"{task} {figure(e.get('accuracy'))}" + (f" / {figure(e['macro_f1'])}" if e.get("macro_f1")
+                     is not None else "") for task, e in scores.items())
+
+
+def evals_by_run(store: Store) -> dict[str, list[Manifest]]:
+    """Eval versions by the run they scored, oldest first (one listing of the store)."""
+    found: dict[str, list[Manifest]] = {}
+    for ev in store.versions(EVAL_STEP):
+        if ev.inputs:
+            found.setdefault(ev.inputs[0], []).append(ev)
+    return found
+
+
+def run_row(store: Store, run: Manifest, evals: Sequence[Manifest] = ()) -> dict[str, Any]:
     pack = run.inputs[0]
     stats = run.stats
     return {
@@ -35,17 +75,56 @@ def run_row(store: Store, run: Manifest) -> dict[str, Any]:
         "tokenizer_version": run.inputs[1],
         "init_from": run.params.get("init_from"),
         "model": run.params.get("model"),
+        "objective": run.params.get("objective", "causal"),
+        "seed": run.params.get("seed"),
         "model_config": stats.get("model_config"),
         "device": stats.get("device"),
         "eval_sha256": stats.get("eval_sha256"),
         **{name: stats.get(name) for name in FIGURES},
         "wall_seconds": run.wall_seconds,
+        "downstream": downstream(evals),
     }
 
 
 def list_runs(store: Store) -> list[dict[str, Any]]:
-    """Every committed run, oldest first, with its data version and final scores."""
-    return [run_row(store, run) for run in store.versions(RUN_STEP)]
+    """Every committed run, oldest first, with its data version, final scores and downstream scores."""
+    evals = evals_by_run(store)
+    return [run_row(store, run, evals.get(run.id, [])) for run in store.versions(RUN_STEP)]
+
+
+def experiment(run: Manifest) -> str:
+    """What a run is as an experiment: its inputs, code and settings but the seed (and how it ran)."""
+    settings = {k: v for k, v in run.params.items() if k not in NOT_THE_EXPERIMENT}
+    return canonical_json({"inputs": run.inputs, "code": run.code_version, "settings": settings,
+                           "eval_sha256": run.stats.get("eval_sha256")})
+
+
+def seed_siblings(store: Store, run_id: str, seeds: Sequence[int]) -> list[str]:
+    """The committed runs of `seeds` that differ from run `run_id` in their seed only."""
+    run = store.manifest(run_id)
+    same = experiment(run)
+    return [other.id for other in store.versions(RUN_STEP)
+            if other.id != run_id and other.params.get("seed") in seeds and experiment(other) == same]
+
+
+def spread(values: Sequence[float | None]) -> dict[str, Any] | None:
+    """Mean, lowest and highest of a score over seeds (None when no seed has it)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return {"mean": sum(present) / len(present), "min": min(present), "max": max(present), "n": len(present)}
+
+
+def seed_spread(row: dict[str, Any], siblings: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The spread of each score over a run and the runs that differ from it only in their seed; a task's
+    scores count only from seeds scored on the same task file."""
+    scores = {name: spread([s.get(name) for s in siblings]) for name in SCORES}
+    for task, entry in row["downstream"].items():
+        same_file = [s["downstream"][task] for s in siblings if s["downstream"].get(task, {}).get("sha256")
+                     == entry["sha256"]]
+        for name in TASK_SCORES:
+            scores[f"{task}.{name}"] = spread([e.get(name) for e in same_file])
+    return {"seeds": sorted(s["seed"] for s in siblings), "spread": scores}
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -91,17 +170,60 @@ def data_lineage(store: Store, run: Manifest) -> list[Manifest]:
     return [*store.lineage(pack.inputs[0]), store.manifest(run.inputs[1]), pack]
 
 
+def mismatches(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scores the runs hold on different files: each task whose sha256 differs between runs, and the eval
+    texts (`bpb`, `mlm_acc`, cloze) when their sha256 differs. {what, sha256: {run: sha256}}."""
+    found = []
+    by_run = {row["run"]: row.get("eval_sha256") for row in rows}
+    if len(set(by_run.values()) - {None}) > 1:
+        found.append({"what": "eval texts", "sha256": by_run})
+    for task in sorted({task for row in rows for task in row["downstream"]}):
+        shas = {row["run"]: row["downstream"].get(task, {}).get("sha256") for row in rows}
+        if len(set(shas.values()) - {None}) > 1:
+            found.append({"what": f"task {task}", "sha256": shas})
+    return found
+
+
+def task_lines(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The downstream lines of a comparison: one per task, score and task file, each run's value (with its
+    spread over seeds) only on the line of the file it was scored on, so two runs' scores share a line
+    only when they share the file."""
+    lines = []
+    for task in sorted({task for row in rows for task in row["downstream"]}):
+        files = sorted({row["downstream"][task]["sha256"] for row in rows if task in row["downstream"]}, key=str)
+        for sha in files:
+            for name in TASK_SCORES:
+                values = {row["run"]: (row["downstream"][task].get(name), row["spread"].get(f"{task}.{name}"))
+                          if row["downstream"].get(task, {}).get("sha256") == sha else None for row in rows}
+                if any(v is not None and v[0] is not None for v in values.values()):
+                    lines.append({"task": task, "score": name, "sha256": sha, "several_files": len(files) > 1,
+                                  "values": values})
+    return lines
+
+
 def compare_runs(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
-    """Runs side by side, and the settings that differ along their lineages: in the data steps
-    (`data_differences`) and in training itself (`train_differences`)."""
+    """Runs side by side with their downstream scores and each score's spread over the run's seeds, the
+    scores not comparable for being on different files (`mismatches`), and the settings that differ along
+    their lineages: in the data steps (`data_differences`) and in training itself (`train_differences`)."""
     runs = [store.manifest(r) for r in run_ids]
     for run in runs:
         if run.step != RUN_STEP:
             raise InputError(f"compare: '{run.id}' is a {run.step} version, not a training run")
+    evals = evals_by_run(store)
+    groups: dict[str, list[Manifest]] = {}
+    for other in store.versions(RUN_STEP):
+        groups.setdefault(experiment(other), []).append(other)
+    rows = []
+    for run in runs:
+        row = run_row(store, run, evals.get(run.id, []))
+        siblings = [run_row(store, s, evals.get(s.id, [])) for s in groups[experiment(run)]]
+        rows.append({**row, **seed_spread(row, siblings)})
     data = {run.id: lineage_settings(data_lineage(store, run)) for run in runs}
     own = {run.id: lineage_settings([run]) for run in runs}
     return {
-        "runs": [run_row(store, run) for run in runs],
+        "runs": rows,
+        "tasks": task_lines(rows),
+        "mismatches": mismatches(rows),
         "data_differences": setting_differences(data),
         "train_differences": setting_differences(own),
     }

@@ -16,9 +16,11 @@ from typing import Any
 import fsspec
 
 from tokenmill.corpus.store.errors import InputError
+from tokenmill.train.builtin_tasks import BUILTIN_TASKS, builtin_task
 from tokenmill.train.params import TaskSpec
 
 SPLIT_SALT = b"tokenmill-task-split\0"
+BUILTIN_PREFIX = "python-docs://tasks/"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class Split:
 
 
 def task_bytes(path: str) -> bytes:
+    """The task file's bytes: a built-in task (python-docs://tasks/…) or any path or fsspec URL."""
+    if path.startswith(BUILTIN_PREFIX):
+        if path not in BUILTIN_TASKS:
+            raise InputError(f"eval.tasks: no built-in task {path}; built in: {', '.join(BUILTIN_TASKS)}")
+        return builtin_task(path)
     try:
         with fsspec.open(path, "rb", compression="infer") as f:
             return f.read()

@@ -14,6 +14,7 @@ from tokenmill.corpus.store.stats import current_reasons
 from tokenmill.corpus.store.versions import Manifest, Store
 from tokenmill.train.registry import (
     FIGURES,
+    downstream_text,
     flatten,
     lineage_settings,
     setting_differences,
@@ -253,7 +254,8 @@ def run_results(store: Store, version: Manifest) -> list[dict[str, Any]]:
         for ev in evals:
             if ev.inputs and ev.inputs[0] == run.id:
                 results.append({"version": ev.id, "kind": f"eval of {run.id}",
-                                **{k: ev.stats.get(k) for k in FIGURES}})
+                                **{k: ev.stats.get(k) for k in FIGURES},
+                                "downstream": downstream_text(ev.stats.get("tasks") or {})})
     return results
 
 
@@ -307,6 +309,6 @@ def headline_tables(store: Store, version: str) -> list[tuple[str, list[str], li
         if mix:
             tables.append((title, ["value", "docs"], [[k, v] for k, v in mix.items()]))
     if report.runs:
-        keys = ["version", "kind", *FIGURES]
+        keys = ["version", "kind", *FIGURES, "downstream"]
         tables.append(("runs and evals", keys, [[r.get(k) for k in keys] for r in report.runs]))
     return tables

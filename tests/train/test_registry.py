@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from typer.testing import CliRunner
 
 from tokenmill.corpus.dedup.step import DedupParams, run_dedup
 from tokenmill.corpus.store.errors import InputError
+from tokenmill.flows.cli import app
 from tokenmill.tokenize.pack import PackParams, run_pack
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
+from tokenmill.train.eval_step import run_eval
 from tokenmill.train.loop import run_train
-from tokenmill.train.params import TrainParams
-from tokenmill.train.registry import compare_runs, list_runs
+from tokenmill.train.params import EvalParams, TaskSpec, TrainParams
+from tokenmill.train.registry import compare_runs, list_runs, seed_siblings
 
 WORDS = "the cat dog sat ran on a mat log and then slept by fire".split()
 
@@ -53,3 +58,48 @@ def test_runs_link_data_versions_and_compare_names_the_dedup_setting(store, clie
     assert compared["train_differences"] == []
     with pytest.raises(InputError, match="not a training run"):
         compare_runs(store, [runs[0], docs])
+
+
+def copy_items(n: int, flip: bool = False) -> list[dict]:
+    """Two-way items whose right answer repeats the context's last word; `flip` makes another file of the task."""
+    words = "fox dog bird worm owl light gold time".split()
+    return [{"context": f"the {words[i % 8]} and the {words[(i + 1) % 8]}",
+             "choices": [f" {words[(i + 1) % 8]}", f" {words[(i + 3) % 8]}"], "gold": int(flip and i == 0)}
+            for i in range(n)]
+
+
+def test_compare_shows_downstream_scores_with_their_spread_over_seeds_and_not_across_task_files(
+        tiny_runs, client, tmp_path):
+    store, runs, eval_file = tiny_runs
+    pack, tok = store.manifest(runs["causal"]).inputs[:2]
+    base = {"seq_len": 32, "batch_size": 4, "steps": 3, "eval_every": 0, "eval_texts": [str(eval_file)],
+            "cloze_min_words": 5, "progress": False, "cpu_threads": 1}
+    first = run_train(store, TrainParams(**base, seeds=[1, 2]), client, input_version=pack, tokenizer_version=tok)
+    assert first.manifest.params["seed"] == 1
+    (second,) = seed_siblings(store, first.id, [1, 2])
+    assert store.manifest(second).params["seed"] == 2
+    other = run_train(store, TrainParams(**base, lr=3e-3), client, input_version=pack, tokenizer_version=tok).id
+    files = []
+    for name, flip in (("a", False), ("b", True)):
+        (tmp_path / name).mkdir()
+        files.append(tmp_path / name / "copy.jsonl")
+        files[-1].write_text("".join(json.dumps(item) + "\n" for item in copy_items(12, flip)))
+    for run, path in ((first.id, files[0]), (second, files[0]), (other, files[1])):
+        task = TaskSpec(path=str(path), kind="multiple_choice")
+        run_eval(store, EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5, cpu_threads=1, tasks=[task]),
+                 client, run_version=run)
+
+    compared = compare_runs(store, [first.id, other])
+    mine, theirs = compared["runs"]
+    assert mine["seeds"] == [1, 2] and theirs["seeds"] == [0]
+    assert mine["spread"]["bpb"]["n"] == 2 and mine["spread"]["copy.accuracy"]["n"] == 2
+    assert theirs["spread"]["copy.accuracy"]["n"] == 1
+    assert compared["mismatches"] == [{"what": "task copy", "sha256": {first.id: mine["downstream"]["copy"]["sha256"],
+                                                                       other: theirs["downstream"]["copy"]["sha256"]}}]
+    lines = [line for line in compared["tasks"] if line["score"] == "accuracy"]
+    assert len(lines) == 2 and all(line["several_files"] for line in lines)
+    assert [sum(v is not None for v in line["values"].values()) for line in lines] == [1, 1]
+    shown = CliRunner().invoke(app, ["compare", first.id, other, "--store", store.root], terminal_width=300)
+    assert shown.exit_code == 0, shown.output
+    assert "not compared: task copy scored on different files" in shown.output
+    assert "not on this file" in shown.output and "2 seeds" in shown.output

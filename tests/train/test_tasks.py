@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sysconfig
 from pathlib import Path
 
 import pytest
 import torch
 
 from tokenmill.corpus.store.errors import InputError
+from tokenmill.flows.config import load_config
+from tokenmill.train.builtin_tasks import PACKAGES, PER_PACKAGE, STDLIB_PACKAGES_URL
 from tokenmill.train.choice import choice_scores
 from tokenmill.train.device import Runtime
 from tokenmill.train.eval import TextScorer
@@ -110,3 +113,19 @@ def test_a_tiny_causal_model_picks_the_choice_copied_from_the_context(tiny_runs,
     # 40 items at p = 0.25: chance exceeds 0.5 with probability below 0.001
     assert scores["accuracy"] > 0.5, scores
     assert scores["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_demos_task_is_which_stdlib_package_a_docstring_comes_from():
+    spec = load_config().eval.tasks[0]
+    assert (spec.name, spec.path, spec.kind) == ("stdlib-packages", STDLIB_PACKAGES_URL, "classification")
+    assert EvalParams().tasks == []  # a config file of a real corpus gets no task it did not ask for
+    task = read_task(spec)
+    split = classification_split(task)
+    assert len(task.rows) == PACKAGES * PER_PACKAGE and len(split.labels) == PACKAGES
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    assert all((stdlib / label / "__init__.py").is_file() for label in split.labels)
+    for row in task.rows[::PER_PACKAGE]:  # one docstring of each package, found in that package's source
+        first_line = row["text"].splitlines()[0]
+        assert any(first_line in path.read_text(encoding="utf-8") for path in (stdlib / row["label"]).rglob("*.py"))
+    with pytest.raises(InputError, match="no built-in task python-docs://tasks/nope"):
+        read_task(TaskSpec(path="python-docs://tasks/nope"))
