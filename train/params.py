@@ -153,7 +153,8 @@ class TrainParams(ScoreParams):
         default_factory=list, description="train one run per seed (each its own version; `seed` is then unused), "
         "so runs and compare show each score's spread over seeds, the noise a data version's difference must beat")
     init_from: str | None = Field(default=None, description="a run id whose final weights start this run")
-    compile: bool = Field(default=False, description="torch.compile the model (CUDA; slow first steps)")
+    compile: bool = Field(default=False, description="torch.compile the model with Inductor, on CUDA or the CPU "
+                          "(a minute or more of compiling before the first step)")
     resume: bool = Field(default=True, description="continue from the run's last checkpoint when one was left")
     progress: bool = Field(default=True, description="draw a progress bar on a terminal (log lines elsewhere)")
     log_every: int = Field(default=10, ge=1, description="steps between log lines when no terminal shows the bar")
