@@ -392,8 +392,9 @@ def runs(
                   "cloze", "downstream (accuracy / macro-F1)", "train s")
     for row in rows:
         table.add_row(row["run"], row["data_version"], row["tokenizer_version"], row["model"], row["objective"],
-                      _fmt(row["seed"]), *(_figure(row[k]) for k in ("bpb", "mlm_acc", "val_loss", "cloze_acc")),
-                      downstream_text(row["downstream"]), _figure(row["train_seconds"]))
+                      _fmt(row["seed"]), *(_with_spread(row[k], row["spread"].get(k)) for k in ("bpb", "mlm_acc")),
+                      *(_figure(row[k]) for k in ("val_loss", "cloze_acc")),
+                      downstream_text(row["downstream"], row["spread"]), _figure(row["train_seconds"]))
     out.print(table)
 
 

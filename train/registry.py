@@ -27,7 +27,7 @@ FIGURES = ("bpb", "mlm_acc", "val_loss", "val_ppl", "cloze_acc", "final_loss", "
 SCORES = ("bpb", "mlm_acc", "val_loss", "cloze_acc")
 TASK_SCORES = ("accuracy", "macro_f1")
 # Settings that do not tell two runs apart as experiments: the seed, and how a run ran (train/params.py).
-NOT_THE_EXPERIMENT = ("seed", "seeds", *RUN_CONTROL)
+NOT_THE_EXPERIMENT = ("seed", *RUN_CONTROL)
 
 
 def data_version(store: Store, pack_version: str) -> str | None:
@@ -46,13 +46,21 @@ def downstream(evals: Sequence[Manifest]) -> dict[str, dict[str, Any]]:
     return scores
 
 
-def downstream_text(scores: dict[str, dict[str, Any]]) -> str:
-    """Downstream scores in one line: `task accuracy / macro-F1` per task (accuracy alone for multiple choice)."""
-    def figure(value: Any) -> str:
-        return "n/a" if value is None else f"{value:.4f}"
+def downstream_text(scores: dict[str, dict[str, Any]], spread: dict[str, Any] | None = None) -> str:
+    """Downstream scores in one line: `task accuracy / macro-F1` per task (accuracy alone for multiple choice),
+    with their means over the run's seeds when `spread` has several."""
+    def figures(values: list[Any]) -> str:
+        return " / ".join("n/a" if v is None else f"{v:.4f}" for v in values)
 
-    return "; ".join(f"{task} {figure(e.get('accuracy'))}" + (f" / {figure(e['macro_f1'])}" if e.get("macro_f1")
-                     is not None else "") for task, e in scores.items())
+    parts = []
+    for task, entry in scores.items():
+        names = [n for n in TASK_SCORES if entry.get(n) is not None] or ["accuracy"]
+        text = f"{task} {figures([entry.get(n) for n in names])}"
+        over = [(spread or {}).get(f"{task}.{n}") for n in names]
+        if all(over) and over[0]["n"] > 1:
+            text += f" (mean {figures([o['mean'] for o in over])} over {over[0]['n']} seeds)"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def evals_by_run(store: Store) -> dict[str, list[Manifest]]:
@@ -86,10 +94,20 @@ def run_row(store: Store, run: Manifest, evals: Sequence[Manifest] = ()) -> dict
     }
 
 
-def list_runs(store: Store) -> list[dict[str, Any]]:
-    """Every committed run, oldest first, with its data version, final scores and downstream scores."""
+def rows_with_spread(store: Store, runs: Sequence[Manifest]) -> list[dict[str, Any]]:
+    """The rows of `runs`, each with the seeds of its experiment and every score's spread over them."""
     evals = evals_by_run(store)
-    return [run_row(store, run, evals.get(run.id, [])) for run in store.versions(RUN_STEP)]
+    rows = {run.id: run_row(store, run, evals.get(run.id, [])) for run in store.versions(RUN_STEP)}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in store.versions(RUN_STEP):
+        groups.setdefault(experiment(run), []).append(rows[run.id])
+    return [{**rows[run.id], **seed_spread(rows[run.id], groups[experiment(run)])} for run in runs]
+
+
+def list_runs(store: Store) -> list[dict[str, Any]]:
+    """Every committed run, oldest first, with its data version, final and downstream scores, and each
+    score's spread over the seeds of its experiment."""
+    return rows_with_spread(store, store.versions(RUN_STEP))
 
 
 def experiment(run: Manifest) -> str:
@@ -209,15 +227,7 @@ def compare_runs(store: Store, run_ids: Sequence[str]) -> dict[str, Any]:
     for run in runs:
         if run.step != RUN_STEP:
             raise InputError(f"compare: '{run.id}' is a {run.step} version, not a training run")
-    evals = evals_by_run(store)
-    groups: dict[str, list[Manifest]] = {}
-    for other in store.versions(RUN_STEP):
-        groups.setdefault(experiment(other), []).append(other)
-    rows = []
-    for run in runs:
-        row = run_row(store, run, evals.get(run.id, []))
-        siblings = [run_row(store, s, evals.get(s.id, [])) for s in groups[experiment(run)]]
-        rows.append({**row, **seed_spread(row, siblings)})
+    rows = rows_with_spread(store, runs)
     data = {run.id: lineage_settings(data_lineage(store, run)) for run in runs}
     own = {run.id: lineage_settings([run]) for run in runs}
     return {

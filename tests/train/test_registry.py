@@ -99,7 +99,12 @@ def test_compare_shows_downstream_scores_with_their_spread_over_seeds_and_not_ac
     lines = [line for line in compared["tasks"] if line["score"] == "accuracy"]
     assert len(lines) == 2 and all(line["several_files"] for line in lines)
     assert [sum(v is not None for v in line["values"].values()) for line in lines] == [1, 1]
-    shown = CliRunner().invoke(app, ["compare", first.id, other, "--store", store.root], terminal_width=300)
+    wide = {"COLUMNS": "400"}  # rich reads the width from the environment; a table too narrow cuts its cells
+    shown = CliRunner().invoke(app, ["compare", first.id, other, "--store", store.root], env=wide)
     assert shown.exit_code == 0, shown.output
     assert "not compared: task copy scored on different files" in shown.output
     assert "not on this file" in shown.output and "2 seeds" in shown.output
+    listed = {row["run"]: row for row in list_runs(store)}
+    assert listed[second]["seeds"] == [1, 2] and listed[second]["spread"]["copy.accuracy"]["n"] == 2
+    shown = CliRunner().invoke(app, ["runs", "--store", store.root], env=wide)
+    assert shown.exit_code == 0 and "over 2 seeds" in shown.output, shown.output
