@@ -1,5 +1,6 @@
 """Benchmark of training throughput on the CPU: the real loop (`Trainer.train_step`) over a synthetic
-shard written with the shard writer, for the `tiny` and `small` models, plus the gpt2 FLOP plan.
+shard written with the shard writer, for the `tiny` and `small` models (causal, and tiny masked: the
+head runs at the 15% selected positions only), plus the gpt2 FLOP plan.
 
 Figures are CPU tokens/s (forward, backward, clipping and the AdamW step, fp32) after one warm-up
 step; `mb` counts the token bytes trained on (2 bytes per uint16 token), `docs` the windows.
@@ -19,11 +20,14 @@ from tokenmill.tokenize.shards import write_shard
 from tokenmill.train.data import TokenWindows
 from tokenmill.train.device import PEAK_BF16_FLOPS, Runtime, cpu_threads
 from tokenmill.train.loop import Trainer, make_plan
+from tokenmill.train.masking import mask_rule
 from tokenmill.train.model import count_params, flops_per_token, model_config
 from tokenmill.train.params import TrainParams
 
 VOCAB = 32_000
-CASES = {"tiny": {"seq_len": 256, "batch_size": 8, "steps": 20}, "small": {"seq_len": 256, "batch_size": 8, "steps": 4}}
+CASES = {"tiny": {"seq_len": 256, "batch_size": 8, "steps": 20}, "small": {"seq_len": 256, "batch_size": 8, "steps": 4},
+         "tiny-masked": {"seq_len": 256, "batch_size": 8, "steps": 20}}
+SPECIAL = [0, 1, 2, 3]  # unk, bos, eos and a mask piece, as a tokenizer version reserves them
 
 
 def synthetic_shard(workdir: Path, n_tokens: int) -> str:
@@ -35,10 +39,14 @@ def synthetic_shard(workdir: Path, n_tokens: int) -> str:
     return str(workdir / "train-00000.bin")
 
 
-def measure(size: str, path: str, seq_len: int, batch_size: int, steps: int) -> dict[str, Any]:
-    params = TrainParams(model=size, seq_len=seq_len, batch_size=batch_size, steps=steps + 1, progress=False)
+def measure(case: str, path: str, seq_len: int, batch_size: int, steps: int) -> dict[str, Any]:
+    size, _, objective = case.partition("-")
+    params = TrainParams(model=size, objective=objective or "causal", seq_len=seq_len, batch_size=batch_size,
+                         steps=steps + 1, progress=False)
     plan = make_plan(params, VOCAB, world=1)
-    trainer = Trainer(params, plan, Runtime(torch.device("cpu")), TokenWindows([path], seq_len, seed=0))
+    rule = mask_rule(params.mask_select_rate, params.mask_replace_rate, params.mask_random_rate, 3, VOCAB,
+                     SPECIAL) if objective else None
+    trainer = Trainer(params, plan, Runtime(torch.device("cpu")), TokenWindows([path], seq_len, seed=0), rule)
     trainer.train_step()  # warm-up: allocator and first-call costs
     started = time.perf_counter()
     for _ in range(steps):
@@ -46,7 +54,7 @@ def measure(size: str, path: str, seq_len: int, batch_size: int, steps: int) -> 
     wall = time.perf_counter() - started
     tokens = steps * plan.tokens_per_step
     mb = tokens * 2 / 1e6
-    return {"step": "train", "case": f"cpu-{size}", "mb": round(mb, 3), "docs": steps * batch_size,
+    return {"step": "train", "case": f"cpu-{case}", "mb": round(mb, 3), "docs": steps * batch_size,
             "wall_s": round(wall, 3), "mb_per_s": round(mb / wall, 4),
             "docs_per_s": round(steps * batch_size / wall, 2),
             "tokens_per_s": round(tokens / wall, 1), "n_params": plan.n_params, "threads": torch.get_num_threads(),
@@ -70,7 +78,7 @@ def bench(size_mb: float, workdir: Path, client: Any, threads: int = 1) -> list[
     workdir.mkdir(parents=True, exist_ok=True)
     path = synthetic_shard(workdir, max(200_000, int(size_mb * 1e6 / 2)))
     with cpu_threads(threads):
-        rows = [measure(size, path, **case) for size, case in CASES.items()]
+        rows = [measure(name, path, **case) for name, case in CASES.items()]
     return rows + [gpu_plan()]
 
 
