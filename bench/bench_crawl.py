@@ -10,10 +10,13 @@ page is generated before the server answers, as a real site's files would be on 
 
 Each size is crawled twice and the faster run is reported (the 2 cores are shared with other
 work). `pages_per_s` is over the whole `run_crawl` (the commit too), `crawl_pages_per_s` over the
-crawl itself. The stage figures are the crawl's own (`stats.crawl.stages`): seconds with requests
-in flight (fetch), with extraction batches on the workers (extract), and spent on the event loop
-appending the journal (journal) and deciding outcomes and links (bookkeeping); shares are of
-the crawl's wall time, and fetch and extract overlap by design.
+crawl itself. `cpu_ms_per_page` is the CPU time of everything involved (crawler, Dask workers,
+server) per page, and `pages_per_s_2_idle_cores` what it allows on two idle cores, a figure that
+other work on the machine changes far less than the wall-clock ones. The stage figures are the
+crawl's own (`stats.crawl.stages`): seconds with requests in flight (fetch), with extraction
+batches on the workers (extract), and spent on the event loop appending the journal (journal)
+and deciding outcomes and links (bookkeeping); shares are of the crawl's wall time, and fetch
+and extract overlap by design.
 """
 
 from __future__ import annotations
@@ -156,6 +159,14 @@ def start_site(site_pages: int = SITE_PAGES, text_bytes: int = TEXT_BYTES) -> tu
     return f"http://127.0.0.1:{server.stdout.readline().strip()}", server
 
 
+def cpu_seconds() -> float:
+    """CPU seconds so far of this process and its children (the Dask workers and the site's server)."""
+    import psutil
+
+    procs = [psutil.Process(), *psutil.Process().children(recursive=True)]
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
 def crawl_case(base: str, pages: int, workdir: Path, client: Any) -> dict[str, Any]:
     """One crawl of `pages` pages of the site at `base` from its index; its pages/s and stage figures."""
     from tokenmill.corpus.crawl.step import CrawlParams, run_crawl
@@ -165,9 +176,9 @@ def crawl_case(base: str, pages: int, workdir: Path, client: Any) -> dict[str, A
         seeds=[f"{base}/"], allow_private=True, delay_s=0, per_host_concurrency=16, concurrency=16,
         max_pages=pages, max_depth=10, max_retries=0,
     )
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     version = run_crawl(Store(str(workdir / f"crawl-{pages}")), params, client, force=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     stats = version.manifest.stats
     pages = stats["pages_fetched"]
     row = {
@@ -175,6 +186,7 @@ def crawl_case(base: str, pages: int, workdir: Path, client: Any) -> dict[str, A
         "kb_per_page": round(stats["bytes_fetched"] / max(1, pages) / 1000, 1),
         "wall_s": round(wall, 2), "pages_per_s": round(pages / wall, 1),
         "crawl_s": stats["crawl_seconds"], "crawl_pages_per_s": stats["pages_per_second"],
+        "cpu_ms_per_page": round(1000 * cpu / pages, 2), "pages_per_s_2_idle_cores": round(2 * pages / cpu),
     }
     row.update({f"{stage}_share": round(s / stats["crawl_seconds"], 2) for stage, s in stats["stages"].items()})
     return row
