@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenmill.corpus.store.errors import DamagedVersionError, InputError
+from tokenmill.corpus.store.layout import KNOWN_STEPS
 from tokenmill.corpus.store.versions import MANIFEST, Store
 from tokenmill.flows.cli import app
 
@@ -122,5 +123,4 @@ def test_the_tokenmill_command_refuses_a_dotdot_id_in_one_line(tmp_path):
                              "--store", str(tmp_path / "store")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and result.stdout == ""
     assert error_lines(result.stderr) == [f"error: VERSION: '{EVIL}' is not a version id (expected <step>-<12 hex "
-                                          "digits>, step one of crawl, load, clean, dedup, filter, signals, "
-                                          "tokenizer, pack, train, eval)"]
+                                          f"digits>, step one of {', '.join(KNOWN_STEPS)})"]
