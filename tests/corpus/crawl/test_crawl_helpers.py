@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -147,6 +148,23 @@ def test_links_resolved_through_the_folder_cache_as_one_by_one(page: str) -> Non
     expected = [normalize_url(href, ["utm_source"], base=page) for href in hrefs]
     for _ in range(2):  # the second time from the cache
         assert page_links(tree, page, ("utm_source",)) == list(dict.fromkeys(e for e in expected if e))
+
+
+def test_a_pages_links_cost_the_same_each_however_many_it_has() -> None:
+    """Iterating resiliparse's node collection costs O(n) per element: a reference page of 400 links
+    took 0.4 s, so a crawl slowed the further it got into link-heavy pages (issue 21)."""
+
+    def seconds_per_link(links: int) -> float:
+        tree = HTMLTree.parse("".join(f'<li><a href="/p/{i}.html">page {i}</a></li>' for i in range(links)))
+        page_links(tree, "http://h.org/p/index.html")  # the cache filled, as in a crawl of the site
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            page_links(tree, "http://h.org/p/index.html")
+            runs.append(time.perf_counter() - start)
+        return min(runs) / links
+
+    assert seconds_per_link(8_000) < 3 * seconds_per_link(1_000)  # were it O(n^2): 8 times as much a link
 
 
 def test_seeds_file_is_read_from_any_fsspec_url(tmp_path) -> None:
