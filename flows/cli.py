@@ -417,8 +417,8 @@ def compare(
     as_json: bool = JsonOption,
 ) -> None:
     """Runs side by side, with downstream scores, each score's spread over the run's seeds, and the data
-    settings that differ along their lineages. Scores on different task files (or eval texts) are not
-    put on one line: each file has its own, and a note names the files."""
+    settings that differ along their lineages. Scores on different task files (or eval texts), or scored
+    with other settings, are not put on one line: each way of scoring has its own, and a note says why."""
     from tokenmill.train.registry import FIGURES, SCORES, compare_runs
 
     for run_id in run_ids:
@@ -432,12 +432,14 @@ def compare(
         table.add_row(name, *(_with_spread(row.get(name), row["spread"].get(name)) if name in SCORES
                               else _figure(row.get(name)) for row in result["runs"]))
     for line in result["tasks"]:
-        label = f"{line['task']} {line['score']}" + (f" [file {line['sha256'][:12]}]" if line["several_files"] else "")
+        label = f"{line['task']} {line['score']}" + (f" [scored {line['scoring']}]" if line["several"] else "")
         table.add_row(label, *("not on this file" if v is None else _with_spread(*v) for v in line["values"].values()))
     out.print(table)
     for mismatch in result["mismatches"]:
-        files = ", ".join(f"{run} {sha[:12] if sha else 'none'}" for run, sha in mismatch["sha256"].items())
-        out.print(f"not compared: {mismatch['what']} scored on different files (sha256 {files})", highlight=False)
+        values = ", ".join(f"{run} {value[:12] if value else 'none'}" for run, value in mismatch["values"].items())
+        what = "sha256" if mismatch["differ"] == "files" else "scoring"
+        out.print(f"not compared: {mismatch['what']} scored on different {mismatch['differ']} ({what} {values})",
+                  highlight=False)
     for title in ("data_differences", "train_differences"):
         differences = Table("step", "setting", *(row["run"] for row in result["runs"]), title=title)
         for diff in result[title]:

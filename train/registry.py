@@ -3,14 +3,16 @@
 Nothing is stored beyond the versions themselves: a run's manifest names its pack and
 tokenizer versions, and `store.lineage` walks back from there to the load step, so the
 difference between two runs' data is read off their lineages' settings. A run's downstream
-scores are those of its eval versions (each task's latest), each with its task file's sha256;
-runs that differ only in their seed are one group, whose spread of every score says how much of
-a difference between two data versions is noise. Scores on different task files (or eval texts)
-are never put side by side: `compare` names them instead.
+scores are those of its eval versions (each task's latest), each with its task file's sha256
+and how it was scored (the task's settings, the fine-tuning's, the eval code); runs that differ
+only in their seed are one group, whose spread of every score says how much of a difference
+between two data versions is noise. Scores on different task files (or eval texts), or scored
+differently, are never put side by side: `compare` names them instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,12 +38,23 @@ def data_version(store: Store, pack_version: str) -> str | None:
     return inputs[0] if inputs else None
 
 
+def scoring(ev: Manifest, name: str, entry: dict[str, Any]) -> str:
+    """A digest of how an eval scored a task: the file's sha256, the task's settings, the fine-tuning's for a
+    classification task, and the eval code. Two scores are comparable when their digests are equal."""
+    spec = next((t for t in ev.params.get("tasks", []) if t.get("name") == name), None)
+    finetune = ev.params.get("finetune") if entry.get("kind") == "classification" else None
+    how = {"sha256": entry.get("sha256"), "task": spec, "finetune": finetune, "code": ev.code_version}
+    return hashlib.sha256(canonical_json(how)).hexdigest()[:12]
+
+
 def downstream(evals: Sequence[Manifest]) -> dict[str, dict[str, Any]]:
-    """Each task's latest scores among a run's eval versions (oldest first): {task: {kind, sha256, scores…}}."""
+    """Each task's latest scores among a run's eval versions (oldest first):
+    {task: {kind, sha256, scoring, eval_version, scores…}}."""
     scores: dict[str, dict[str, Any]] = {}
     for ev in evals:
         for name, entry in (ev.stats.get("tasks") or {}).items():
-            scores[name] = {"kind": entry.get("kind"), "sha256": entry.get("sha256"), "eval_version": ev.id,
+            scores[name] = {"kind": entry.get("kind"), "sha256": entry.get("sha256"),
+                            "scoring": scoring(ev, name, entry), "eval_version": ev.id,
                             **{k: entry.get(k) for k in TASK_SCORES}}
     return scores
 
@@ -135,11 +148,11 @@ def spread(values: Sequence[float | None]) -> dict[str, Any] | None:
 
 def seed_spread(row: dict[str, Any], siblings: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The spread of each score over a run and the runs that differ from it only in their seed; a task's
-    scores count only from seeds scored on the same task file."""
+    scores count only from seeds scored the same way on the same task file."""
     scores = {name: spread([s.get(name) for s in siblings]) for name in SCORES}
     for task, entry in row["downstream"].items():
-        same_file = [s["downstream"][task] for s in siblings if s["downstream"].get(task, {}).get("sha256")
-                     == entry["sha256"]]
+        same_file = [s["downstream"][task] for s in siblings if s["downstream"].get(task, {}).get("scoring")
+                     == entry["scoring"]]
         for name in TASK_SCORES:
             scores[f"{task}.{name}"] = spread([e.get(name) for e in same_file])
     return {"seeds": sorted(s["seed"] for s in siblings), "spread": scores}
@@ -189,32 +202,35 @@ def data_lineage(store: Store, run: Manifest) -> list[Manifest]:
 
 
 def mismatches(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Scores the runs hold on different files: each task whose sha256 differs between runs, and the eval
-    texts (`bpb`, `mlm_acc`, cloze) when their sha256 differs. {what, sha256: {run: sha256}}."""
+    """Scores the runs hold on different files, or scored differently: the eval texts (`bpb`, `mlm_acc`,
+    cloze) when their sha256 differs, each task whose file's sha256 differs, else whose scoring differs.
+    {what, differ: "files" or "settings", values: {run: sha256 or scoring digest}}."""
     found = []
     by_run = {row["run"]: row.get("eval_sha256") for row in rows}
     if len(set(by_run.values()) - {None}) > 1:
-        found.append({"what": "eval texts", "sha256": by_run})
+        found.append({"what": "eval texts", "differ": "files", "values": by_run})
     for task in sorted({task for row in rows for task in row["downstream"]}):
-        shas = {row["run"]: row["downstream"].get(task, {}).get("sha256") for row in rows}
-        if len(set(shas.values()) - {None}) > 1:
-            found.append({"what": f"task {task}", "sha256": shas})
+        for key, differ in (("sha256", "files"), ("scoring", "settings")):
+            values = {row["run"]: row["downstream"].get(task, {}).get(key) for row in rows}
+            if len(set(values.values()) - {None}) > 1:
+                found.append({"what": f"task {task}", "differ": differ, "values": values})
+                break
     return found
 
 
 def task_lines(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The downstream lines of a comparison: one per task, score and task file, each run's value (with its
-    spread over seeds) only on the line of the file it was scored on, so two runs' scores share a line
-    only when they share the file."""
+    """The downstream lines of a comparison: one per task, score and way of scoring it (file and settings),
+    each run's value (with its spread over seeds) only on the line of the way it was scored, so two runs'
+    scores share a line only when they share the file and the settings."""
     lines = []
     for task in sorted({task for row in rows for task in row["downstream"]}):
-        files = sorted({row["downstream"][task]["sha256"] for row in rows if task in row["downstream"]}, key=str)
-        for sha in files:
+        ways = sorted({row["downstream"][task]["scoring"] for row in rows if task in row["downstream"]})
+        for way in ways:
             for name in TASK_SCORES:
                 values = {row["run"]: (row["downstream"][task].get(name), row["spread"].get(f"{task}.{name}"))
-                          if row["downstream"].get(task, {}).get("sha256") == sha else None for row in rows}
+                          if row["downstream"].get(task, {}).get("scoring") == way else None for row in rows}
                 if any(v is not None and v[0] is not None for v in values.values()):
-                    lines.append({"task": task, "score": name, "sha256": sha, "several_files": len(files) > 1,
+                    lines.append({"task": task, "score": name, "scoring": way, "several": len(ways) > 1,
                                   "values": values})
     return lines
 

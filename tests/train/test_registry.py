@@ -94,10 +94,11 @@ def test_compare_shows_downstream_scores_with_their_spread_over_seeds_and_not_ac
     assert mine["seeds"] == [1, 2] and theirs["seeds"] == [0]
     assert mine["spread"]["bpb"]["n"] == 2 and mine["spread"]["copy.accuracy"]["n"] == 2
     assert theirs["spread"]["copy.accuracy"]["n"] == 1
-    assert compared["mismatches"] == [{"what": "task copy", "sha256": {first.id: mine["downstream"]["copy"]["sha256"],
-                                                                       other: theirs["downstream"]["copy"]["sha256"]}}]
+    assert compared["mismatches"] == [{"what": "task copy", "differ": "files",
+                                       "values": {first.id: mine["downstream"]["copy"]["sha256"],
+                                                  other: theirs["downstream"]["copy"]["sha256"]}}]
     lines = [line for line in compared["tasks"] if line["score"] == "accuracy"]
-    assert len(lines) == 2 and all(line["several_files"] for line in lines)
+    assert len(lines) == 2 and all(line["several"] for line in lines)
     assert [sum(v is not None for v in line["values"].values()) for line in lines] == [1, 1]
     wide = {"COLUMNS": "400"}  # rich reads the width from the environment; a table too narrow cuts its cells
     shown = CliRunner().invoke(app, ["compare", first.id, other, "--store", store.root], env=wide)
@@ -108,3 +109,11 @@ def test_compare_shows_downstream_scores_with_their_spread_over_seeds_and_not_ac
     assert listed[second]["seeds"] == [1, 2] and listed[second]["spread"]["copy.accuracy"]["n"] == 2
     shown = CliRunner().invoke(app, ["runs", "--store", store.root], env=wide)
     assert shown.exit_code == 0 and "over 2 seeds" in shown.output, shown.output
+
+    # the same file, scored another way (each choice's summed log-likelihood): still not one line
+    task = TaskSpec(path=str(files[0]), kind="multiple_choice", normalize="none")
+    run_eval(store, EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5, cpu_threads=1, tasks=[task]),
+             client, run_version=other)
+    again = compare_runs(store, [first.id, other])
+    assert [(m["what"], m["differ"]) for m in again["mismatches"]] == [("task copy", "settings")]
+    assert len([line for line in again["tasks"] if line["score"] == "accuracy"]) == 2
