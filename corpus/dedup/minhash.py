@@ -1,10 +1,9 @@
 """Pure MinHash helpers for dedup: normalization, shingles, signatures and band keys.
 
 Signatures equal `datasketch.MinHash(num_perm, seed, scheme=...).update_batch(shingles).hashvalues`
-bit for bit: the same SHA-1 input hash (run as uint32 array ops over many shingles at once),
-datasketch's own permutation parameters and its arithmetic, but applied to all the shingles of
-many docs at once and reduced per doc with one segmented minimum (`np.minimum.reduceat`)
-instead of one numpy call per doc.
+bit for bit: the same SHA-1 input hash (compiled, over many shingles at once), datasketch's own
+permutation parameters and its arithmetic, but applied to all the shingles of many docs in one
+compiled pass instead of one numpy call per doc.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import hashlib
 import re
 from functools import lru_cache
 
+import numba
 import numpy as np
 from datasketch import MinHash
 from datasketch.minhash import (
@@ -29,9 +29,6 @@ SCHEMES = ("affine32", "affine64", "legacy")
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 _DIGITS = re.compile(r"\d")
 _SPACE = 32
-# Rows of the (shingles x permutations) matrix built at once: 8k x 128 x 4 B = 4 MiB per block stays in
-# cache; measured 2x faster than 64k rows (32 MiB), and faster than 4k or 16k.
-BLOCK_SHINGLES = 8_192
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _BAND_SALT = np.uint64(0x9E3779B97F4A7C15)
@@ -83,8 +80,8 @@ def _ascii_table(strip_punctuation: bool, normalize_digits: bool) -> bytes:
 def normalized_batch(texts: list[str], strip_punctuation: bool, normalize_digits: bool) -> tuple[bytes, np.ndarray]:
     """(buffer, doc ends): the UTF-8 `normalize` of each text, each followed by one space, in one buffer.
 
-    ASCII texts (most of a web crawl) take a byte table and one vectorized whitespace collapse
-    for the whole batch instead of a regex and a split per doc: measured about 4x faster.
+    ASCII texts (most of a web crawl) take a byte table and one compiled whitespace collapse for
+    the whole batch instead of a regex and a split per doc: measured about 4x faster.
     """
     table = _ascii_table(strip_punctuation, normalize_digits)
     pieces = [
@@ -92,12 +89,28 @@ def normalized_batch(texts: list[str], strip_punctuation: bool, normalize_digits
         for t in texts
     ]
     raw = np.frombuffer(b" ".join(pieces) + b" ", dtype=np.uint8)
-    space = raw == _SPACE
-    keep = ~space
-    keep[1:] |= space[1:] & ~space[:-1]  # the first space after a word
-    raw_sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)) + 1
-    # Kept bytes per doc, summed segment by segment: a running count over every byte measured 2x slower.
-    return raw[keep].tobytes(), np.cumsum(np.add.reduceat(keep, np.cumsum(raw_sizes) - raw_sizes, dtype=np.int64))
+    sizes = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces)) + 1
+    collapsed, ends = _collapse_spaces(raw, sizes)
+    return collapsed.tobytes(), ends
+
+
+@numba.njit(cache=True, nogil=True)
+def _collapse_spaces(raw: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`raw` without leading spaces and with each run of spaces cut to one, and where each doc (the
+    next `sizes[i]` bytes) ends in the result: one pass, where masks, a gather and a segmented sum
+    over every byte took 3x longer."""
+    out = np.empty_like(raw)
+    ends = np.empty(len(sizes), dtype=np.int64)
+    written, read, after_space = 0, 0, True
+    for doc in range(len(sizes)):
+        for byte in raw[read : read + sizes[doc]]:
+            if byte != _SPACE or not after_space:
+                out[written] = byte
+                written += 1
+            after_space = byte == _SPACE
+        read += sizes[doc]
+        ends[doc] = written
+    return out[:written], ends
 
 
 def doc_bytes(buffer: bytes, ends: np.ndarray) -> list[bytes]:
@@ -109,14 +122,32 @@ def doc_bytes(buffer: bytes, ends: np.ndarray) -> list[bytes]:
 def shingle_spans(buffer: bytes, ends: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(starts, stops, counts): the `shingles` of every doc of a `normalized_batch` buffer, as byte spans."""
     word_stops = np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == _SPACE)
-    word_starts = np.concatenate(([0], word_stops[:-1] + 1))
-    last_word = np.searchsorted(word_stops, ends, side="left")
-    words = np.diff(last_word, prepend=0)
-    counts = np.where(words > 0, np.maximum(words - n + 1, 1), 0)
-    first = np.repeat(last_word - words, counts)
-    index = first + np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    stop = np.minimum(index + n - 1, np.repeat(last_word - 1, counts))
-    return word_starts[index], word_stops[stop], counts
+    return _spans_of_words(word_stops, np.asarray(ends, dtype=np.int64), n)
+
+
+@numba.njit(cache=True, nogil=True)
+def _spans_of_words(word_stops: np.ndarray, ends: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each doc's runs of n words (or all its words, if fewer), from the space after every word."""
+    counts = np.empty(len(ends), dtype=np.int64)
+    first_word = np.empty(len(ends), dtype=np.int64)
+    word = 0
+    for doc in range(len(ends)):
+        first_word[doc] = word
+        while word < len(word_stops) and word_stops[word] < ends[doc]:
+            word += 1
+        words = word - first_word[doc]
+        counts[doc] = max(words - n + 1, 1) if words > 0 else 0
+    starts = np.empty(counts.sum(), dtype=np.int64)
+    stops = np.empty_like(starts)
+    out = 0
+    for doc in range(len(ends)):
+        last_word = first_word[doc + 1] - 1 if doc + 1 < len(ends) else word - 1
+        for k in range(counts[doc]):
+            head = first_word[doc] + k
+            starts[out] = word_stops[head - 1] + 1 if head > 0 else 0
+            stops[out] = word_stops[min(head + n - 1, last_word)]
+            out += 1
+    return starts, stops, counts
 
 
 def width_of(scheme: str) -> int:
@@ -134,25 +165,12 @@ def hash_shingles(items: list[bytes], width: int) -> np.ndarray:
 
 
 def hash_spans(buffer: bytes, starts: np.ndarray, stops: np.ndarray, width: int) -> np.ndarray:
-    """`hash_shingles` of the byte spans of a buffer, with no bytes object per shingle.
-
-    Spans of one SHA-1 block run the SHA-1 rounds as uint32 array ops (`sha1.py`) over many spans at
-    once (measured 3-5x hashlib plus slicing on 5-word shingles); longer spans take hashlib.
-    """
-    lengths = stops - starts
-    out = np.empty(len(starts), dtype=np.uint32 if width == 32 else np.uint64)
-    long = np.flatnonzero(lengths > sha1.ONE_BLOCK_BYTES)
-    if len(long):
-        spans = map(slice, starts[long].tolist(), stops[long].tolist())
-        out[long] = hash_shingles(list(map(buffer.__getitem__, spans)), width)
-    short = np.flatnonzero(lengths <= sha1.ONE_BLOCK_BYTES) if len(long) else np.arange(len(starts))
-    h0, h1 = sha1.one_block_prefixes(buffer, starts[short], lengths[short])
+    """`hash_shingles` of the byte spans of a buffer, with no bytes object per shingle (`sha1.py`)."""
+    h0, h1 = sha1.prefixes(buffer, starts, stops - starts)
     # datasketch reads the digest's first 4 (8) bytes little-endian; SHA-1 writes h0, h1 big-endian.
     if width == 32:
-        out[short] = h0.byteswap()
-    else:
-        out[short] = h0.byteswap().astype(np.uint64) | (h1.byteswap().astype(np.uint64) << np.uint64(32))
-    return out
+        return h0.byteswap()
+    return h0.byteswap().astype(np.uint64) | (h1.byteswap().astype(np.uint64) << np.uint64(32))
 
 
 @lru_cache(maxsize=16)
@@ -162,46 +180,44 @@ def permutations(num_perm: int, seed: int, scheme: str) -> tuple[np.ndarray, np.
     return np.asarray(a), np.asarray(b)
 
 
-def _permuted(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, scheme: str) -> np.ndarray:
-    """The (perms x shingles) permuted hashes, with datasketch's arithmetic for the scheme.
-
-    Permutations run along rows so that the per-doc minimum reduces contiguous memory, and
-    the arithmetic is in place: measured about 5x faster than the (shingles x perms) layout.
-    """
-    if scheme == "legacy":
-        out = np.multiply.outer(a, hashes.astype(np.uint64))
-        out += b[:, None]
-        out %= _mersenne_prime
-        out &= _max_hash
-        return out
-    out = np.multiply.outer(a, _fmix(hashes.astype(_SCHEME_DTYPES[scheme]), width_of(scheme)))
-    out += b[:, None]
-    return out
-
-
 def signatures(hashes: np.ndarray, counts: np.ndarray, num_perm: int, seed: int, scheme: str) -> np.ndarray:
-    """One signature row per doc; doc i owns the next `counts[i]` entries of `hashes`.
+    """One signature row per doc; doc i owns the next `counts[i]` entries of `hashes` (repeats cost
+    time, not correctness: pass each doc's distinct hashes where they are at hand).
 
     A doc without shingles keeps the empty value (the scheme's max hash), as datasketch does.
     """
     a, b = permutations(num_perm, seed, scheme)
     dtype = _SCHEME_DTYPES[scheme]
     out = np.full((len(counts), num_perm), _SCHEME_MAX_HASHES[scheme], dtype=dtype)
-    counts = np.asarray(counts, dtype=np.int64)
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    doc = 0
-    while doc < len(counts):
-        # Docs [doc, last) whose shingles fit one block (at least one doc, however long).
-        last = max(doc + 1, int(np.searchsorted(ends, starts[doc] + BLOCK_SHINGLES, side="right")))
-        block = slice(int(starts[doc]), int(ends[last - 1]))
-        nonempty = np.flatnonzero(counts[doc:last] > 0)
-        if len(nonempty):
-            permuted = _permuted(hashes[block], a, b, scheme)
-            offsets = starts[doc:last][nonempty] - starts[doc]
-            out[doc + nonempty] = np.minimum.reduceat(permuted, offsets, axis=1).T
-        doc = last
+    if scheme == "legacy":
+        values, modulus = hashes.astype(np.uint64), np.uint64(_mersenne_prime)
+    else:
+        values, modulus = _fmix(hashes.astype(dtype), width_of(scheme)), np.uint64(0)
+    _minimum_permuted(values, np.asarray(counts, dtype=np.int64), a.astype(dtype), b.astype(dtype), modulus,
+                      np.uint64(_max_hash), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _minimum_permuted(values: np.ndarray, counts: np.ndarray, a: np.ndarray, b: np.ndarray, modulus: np.uint64,
+                      mask: np.uint64, out: np.ndarray) -> None:
+    """datasketch's arithmetic per permutation, `a * x + b` wrapping in the signature's dtype (then
+    `% modulus & mask` for the legacy scheme), and each doc's minimum, in one pass: the loop over
+    permutations vectorizes, where numpy built a (perms x shingles) block and reduced it (5x slower)."""
+    permuted = np.empty_like(a)
+    start = 0
+    for doc in range(len(counts)):
+        row = out[doc]
+        for i in range(start, start + counts[doc]):
+            x = values[i]
+            for p in range(len(a)):
+                permuted[p] = a[p] * x + b[p]
+            if modulus:
+                for p in range(len(a)):
+                    permuted[p] = (permuted[p] % modulus) & mask
+            for p in range(len(a)):
+                row[p] = min(row[p], permuted[p])
+        start += counts[doc]
 
 
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:

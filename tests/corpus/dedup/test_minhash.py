@@ -9,7 +9,6 @@ from datasketch.lsh import _optimal_param
 
 from tokenmill.corpus.dedup import lsh as lsh_math
 from tokenmill.corpus.dedup import minhash as mh
-from tokenmill.corpus.dedup import sha1
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog, again and again; and again.",
@@ -28,8 +27,7 @@ def sign(texts: list[str], num_perm: int, seed: int, scheme: str) -> tuple[list[
 
 @pytest.mark.parametrize("scheme", mh.SCHEMES)
 @pytest.mark.parametrize("num_perm,seed", [(128, 1), (64, 42)])
-def test_signatures_equal_datasketch_bit_for_bit(scheme, num_perm, seed, monkeypatch):
-    monkeypatch.setattr(mh, "BLOCK_SHINGLES", 100)  # several blocks, and one doc longer than a block
+def test_signatures_equal_datasketch_bit_for_bit(scheme, num_perm, seed):
     docs, sigs = sign(TEXTS, num_perm, seed, scheme)
     for shingles, row in zip(docs, sigs):
         reference = MinHash(num_perm=num_perm, seed=seed, scheme=scheme)
@@ -99,11 +97,10 @@ def test_estimated_jaccard_tracks_true_jaccard():
 
 
 @pytest.mark.parametrize("width", [32, 64])
-def test_hash_spans_equal_hashlib_across_the_one_block_limit(width, monkeypatch):
-    monkeypatch.setattr(sha1, "CHUNK", 100)  # several chunks
+def test_hash_spans_equal_hashlib_across_block_limits(width):
     buffer = bytes(range(256)) * 4
-    starts = np.repeat(np.arange(8), 121)  # every start mod 4
-    stops = starts + np.tile(np.arange(121), 8)  # 0..120 bytes: one block up to 55, hashlib past it
+    starts = np.repeat(np.arange(8), 200)  # every start mod 4
+    stops = starts + np.tile(np.arange(200), 8)  # 0..199 bytes: one block up to 55, two up to 119, then three
     expected = mh.hash_shingles([buffer[a:b] for a, b in zip(starts.tolist(), stops.tolist())], width)
     got = mh.hash_spans(buffer, starts, stops, width)
     assert got.dtype == expected.dtype and np.array_equal(got, expected)
