@@ -96,6 +96,7 @@ def run(
         step_of(from_version, "--from")
     from tokenmill.corpus.store.runtime import check_store_reach, early_cluster
     from tokenmill.corpus.store.versions import Store
+    from tokenmill.flows.api import EarlyAPI
     from tokenmill.flows.config import load_config
     from tokenmill.flows.plan import check_inputs, committed_versions, initial_state, plan_steps
     from tokenmill.flows.steps import STEPS
@@ -113,12 +114,13 @@ def run(
     else:
         for name in order:
             STEPS[name].check(getattr(cfg, name))
-        with early_cluster(cfg.dask):
+        with EarlyAPI() as api, early_cluster(cfg.dask):
             from tokenmill.flows.pipeline import pipeline
 
             quiet_flow_failures()
-            results = pipeline(config_path=config, overrides=overrides, steps=list(steps or []),
-                               from_version=from_version, force=force)
+            with api.serving():
+                results = pipeline(config_path=config, overrides=overrides, steps=list(steps or []),
+                                   from_version=from_version, force=force)
     if as_json:
         out.print_json(json.dumps(results))
 

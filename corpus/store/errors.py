@@ -1,6 +1,6 @@
 """The few errors a user can act on, named for what to do next (after dolma's core/errors.py).
 
-The CLI turns each into one line and exit code 2 (config, input) or 1 (IO); anything
+The CLI turns each into one line and exit code 2 (config, input) or 1 (IO, services); anything
 else is a bug and keeps its traceback.
 """
 
@@ -37,3 +37,7 @@ class StoreIOError(TokenmillError):
 
 class MissingDependencyError(TokenmillError):
     """Install the optional package named in the message."""
+
+
+class ServiceError(TokenmillError):
+    """Retry, or point at a running service: one the run needs (the Prefect API) did not answer."""
