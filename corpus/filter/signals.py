@@ -1,15 +1,15 @@
 """Phase 1 of the filter step: each filter's signals over every input row, stored as a version
 of their own (`signals-<hash>`) whose id hashes the input, the signal code version and only
 the settings the signals depend on, so a run that changes only thresholds computes nothing.
-One Dask pass computes all the signals versions not yet in the store, with the histograms of
-their values, so no later pass rereads them.
+The pass that decides a part computes its missing signals (`batch_signals`) and writes them
+with the histograms of their values (`SignalParts`), so no later pass rereads them.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +20,11 @@ import pyarrow.parquet as pq
 
 from tokenmill.corpus.filter.params import FilterParams
 from tokenmill.corpus.filter.registry import FILTERS
-from tokenmill.corpus.filter.spec import FilterSpec, TextBatch, TransformSpec, as_numpy, histogram
+from tokenmill.corpus.filter.spec import FilterSpec, Rewrite, TextBatch, TransformSpec, as_numpy, histogram
 from tokenmill.corpus.store.parts import PartWriter
-from tokenmill.corpus.store.progress import track
 from tokenmill.corpus.store.schema import DOC_SCHEMA
-from tokenmill.corpus.store.step import VersionKey, Written, commit_written, input_parts, read_batches
-from tokenmill.corpus.store.versions import Store, version_id
+from tokenmill.corpus.store.step import VersionKey, Written, commit_written
+from tokenmill.corpus.store.versions import Attempt, Store, version_id
 
 SIGNALS_STEP = "signals"
 SIGNALS_META = b"tokenmill.signals"
@@ -93,38 +92,53 @@ def apply_transforms(table: pa.Table, name: str, params: FilterParams, counters:
     return table.set_column(table.schema.get_field_index("text"), "text", text)
 
 
-def signals_part(
-    index: int, url: str, outputs: dict[str, str], params: FilterParams, carried: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """Phase 1 task: the signals of the filters in `outputs` for one input part, one file each, and
-    the histograms of the values written (so no later pass rereads them). A filter in `carried`
-    rewrote this input already: the text is what its rewrite made."""
-    part = f"part-{index:05d}.parquet"
-    writers = {
-        name: PartWriter(f"{uri}/{part}", part, pa.schema(FILTERS[name].fields())) for name, uri in outputs.items()
-    }
-    histograms: dict[str, list[dict[str, list[int]]]] = {name: [] for name in outputs}  # per batch
-    counters: Counter = Counter()
+def batch_signals(
+    table: pa.Table, params: FilterParams, names: Collection[str], carried: frozenset[str] = frozenset()
+) -> tuple[dict[str, pa.Table], dict[str, Rewrite]]:
+    """The signals of the filters in `names` for one batch, each read from the text the filters and
+    transforms before it leave, and the rewrites made on the way (every row rewritten), so a caller
+    deciding this batch at once need not rewrite again. A filter in `carried` rewrote the input already."""
+    batch = TextBatch(table)
+    tables, rewrites = {}, {}
     order = params.filters
-    last = max((order.index(name) for name in outputs), default=-1)  # transforms after it change no signal
-    for table in read_batches(url, columns=["text", "source"]):
-        batch = TextBatch(table)
-        for name in order[: last + 1]:
-            spec = FILTERS[name]
-            if isinstance(spec, TransformSpec):
-                batch = TextBatch(apply_transforms(batch.table, name, params, counters))
-            elif name in writers:
-                values, batch = spec.signals_of(batch, getattr(params, name))
-                columns = [pa.array(values[s.name], s.type) for s in spec.signals]
-                written = pa.Table.from_arrays(columns, schema=writers[name].schema)
-                writers[name].write(written)
-                histograms[name].append(table_histograms(written, signal_bins(spec)))
-            elif spec.rewrite is not None and name not in carried:
-                batch = batch.rewritten(spec.rewrite(batch.texts, getattr(params, name)))
-    return {
-        name: (writer.close(keep_empty=True), summed_counts(FILTERS[name], histograms[name]))
-        for name, writer in writers.items()
-    }
+    last = max((order.index(name) for name in names), default=-1)  # transforms after it change no signal
+    for name in order[: last + 1]:
+        spec = FILTERS[name]
+        if isinstance(spec, TransformSpec):
+            batch = TextBatch(apply_transforms(batch.table, name, params, Counter()))
+            continue
+        if name in names:
+            values, batch = spec.signals_of(batch, getattr(params, name))
+            columns = [pa.array(values[s.name], s.type) for s in spec.signals]
+            tables[name] = pa.Table.from_arrays(columns, schema=pa.schema(spec.fields()))
+        elif spec.rewrite is not None and name not in carried:
+            batch = batch.rewritten(spec.rewrite(batch.texts, getattr(params, name)))
+        if spec.rewrite is not None and name not in carried:
+            rewrites[name] = batch.rewrite
+    return tables, rewrites
+
+
+class SignalParts:
+    """One input part's signals files, one per filter in `outputs`, with the histograms of the values
+    written (so no later pass rereads them)."""
+
+    def __init__(self, index: int, outputs: Mapping[str, str]) -> None:
+        part = f"part-{index:05d}.parquet"
+        self.writers = {
+            name: PartWriter(f"{uri}/{part}", part, pa.schema(FILTERS[name].fields())) for name, uri in outputs.items()
+        }
+        self.histograms: dict[str, list[dict[str, list[int]]]] = {name: [] for name in outputs}  # per batch
+
+    def write(self, tables: Mapping[str, pa.Table]) -> None:
+        for name, writer in self.writers.items():
+            writer.write(tables[name])
+            self.histograms[name].append(table_histograms(tables[name], signal_bins(FILTERS[name])))
+
+    def close(self) -> dict[str, Any]:
+        return {
+            name: (writer.close(keep_empty=True), summed_counts(FILTERS[name], self.histograms[name]))
+            for name, writer in self.writers.items()
+        }
 
 
 def signal_bins(spec: FilterSpec) -> dict[str, tuple[float, ...]]:
@@ -147,17 +161,13 @@ def histogram_stats(spec: FilterSpec, counts: Mapping[str, np.ndarray]) -> dict[
     return {column: {"edges": list(edges[column]), "counts": values.tolist()} for column, values in counts.items()}
 
 
-def compute_signals(store: Store, client: Any, input_version: str, params: FilterParams,
-                    missing: list[SignalPlan], carried: frozenset[str]) -> dict[str, int]:
-    """One pass over the input computing every missing signals version; returns docs computed per filter.
-    `carried`: the filters whose signals (and rewrite) the input carries already."""
-    attempts = {plan.name: store.begin(SIGNALS_STEP, plan.version(input_version).id) for plan in missing}
-    outputs = {name: attempt.uri for name, attempt in attempts.items()}
-    parts = input_parts(store, input_version)
-    futures = [
-        client.submit(signals_part, i, url, outputs, params, carried, pure=False) for i, url in enumerate(parts)
-    ]
-    results = list(track(futures, "filter: signals"))
+def begin_signals(store: Store, input_version: str, missing: list[SignalPlan]) -> dict[str, Attempt]:
+    return {plan.name: store.begin(SIGNALS_STEP, plan.version(input_version).id) for plan in missing}
+
+
+def commit_signals(attempts: Mapping[str, Attempt], input_version: str, missing: list[SignalPlan],
+                   results: list[Mapping[str, Any]]) -> dict[str, int]:
+    """Commit each missing signals version from its parts (`SignalParts.close` per part); returns docs per filter."""
     computed = {}
     for plan in missing:
         files = sorted((result[plan.name][0] for result in results), key=lambda entry: entry.path)

@@ -46,11 +46,16 @@ Rules = list[tuple[str, np.ndarray]]
 @dataclass(frozen=True)
 class Rewrite:
     """A filter's rewrite of a batch's texts: the new texts, per-doc values found on the way (for its
-    signals, so the pass runs once) and counts of what it removed, summed over the batch."""
+    signals, so the pass runs once) and per-doc counts of what it removed, so the rows a step keeps are
+    counted apart without rewriting them a second time."""
 
     texts: pa.Array
     values: dict[str, np.ndarray]
-    counts: dict[str, int]
+    counts: dict[str, np.ndarray]
+
+    def totals(self, rows: np.ndarray | None = None) -> dict[str, int]:
+        """The counts summed over the rows under the `rows` mask (all rows when None)."""
+        return {name: int(counts.sum() if rows is None else counts[rows].sum()) for name, counts in self.counts.items()}
 
 
 @dataclass(frozen=True)

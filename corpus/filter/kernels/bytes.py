@@ -14,6 +14,7 @@ from numba import njit
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
+ASCII_SPACE = np.isin(np.arange(128), [9, 10, 11, 12, 13, 28, 29, 30, 31, 32])  # `str.split()`'s, as `space_bytes`
 
 
 @njit(cache=True, inline="always")
@@ -41,16 +42,19 @@ def space_bytes(raw: np.ndarray, i: int, end: int) -> int:
 
 @njit(cache=True)
 def space_mask(raw: np.ndarray) -> np.ndarray:
-    """Per byte: it belongs to a whitespace character (`space_bytes`)."""
-    mask = np.zeros(len(raw), dtype=np.bool_)
+    """Per byte: it belongs to a whitespace character (`space_bytes`). ASCII bytes go through a table and
+    are written one by one: half the time of a `space_bytes` call and a slice store per byte."""
+    mask = np.empty(len(raw), dtype=np.bool_)
     i = 0
     while i < len(raw):
-        width = space_bytes(raw, i, len(raw))
-        if width:
-            mask[i : i + width] = True
-            i += width
-        else:
+        if raw[i] < 0x80:
+            mask[i] = ASCII_SPACE[raw[i]]
             i += 1
+            continue
+        width = max(space_bytes(raw, i, len(raw)), 1)
+        for k in range(width):
+            mask[i + k] = width > 1
+        i += width
     return mask
 
 

@@ -119,6 +119,24 @@ def word_stats(raw: np.ndarray, start: int, end: int) -> tuple[int, int]:
 
 
 @njit(cache=True)
+def has_words(raw: np.ndarray, start: int, end: int, n: int) -> bool:
+    """At least n words as `str.split()` finds them: stops at the n-th, so a long line costs no more."""
+    words = 0
+    in_word = False
+    i = start
+    while words < n and i < end:
+        width = space_bytes(raw, i, end)
+        if width:
+            in_word = False
+            i += width
+            continue
+        words += not in_word
+        in_word = True
+        i += 1
+    return words >= n
+
+
+@njit(cache=True)
 def citation_end(raw: np.ndarray, i: int, end: int, table: np.ndarray) -> int:
     """Byte after the citation marker at i (TFDS: `\\[\\d*\\]|\\[edit\\]|\\[citation needed\\]`, `\\d` being
     Python's Unicode digits), or -1."""
@@ -189,7 +207,7 @@ def clean_line(
     citations count apart only on retained lines. `rules`: max word chars (-1: off), remove citations, min words,
     drop javascript lines, drop policy lines. `phrases`: lorem ipsum, javascript, then the policy ones
     (at most 62)."""
-    if rules[0] >= 0 and word_stats(raw, s, e)[1] > rules[0]:
+    if rules[0] >= 0 and e - s > rules[0] and word_stats(raw, s, e)[1] > rules[0]:  # a char is >= 1 byte
         counts[FIRST_RULE_COLUMN + LONG_WORD] += 1
         counts[FIRST_RULE_COLUMN + len(LINE_RULES) + LONG_WORD] += chars_in(raw, s, e)
         return w
@@ -210,7 +228,7 @@ def clean_line(
     rule = -1
     if not ends_with_mark(out, start, w, end_chars):
         rule = NO_END_MARK
-    elif word_stats(out, start, w)[0] < rules[2]:
+    elif not has_words(out, start, w, rules[2]):
         rule = FEW_WORDS
     else:
         found = phrases_found(out, start, w, phrases, offsets, firsts)
@@ -260,7 +278,8 @@ def c4_clean(
                     w = clean_line(raw, s, e, out, w, counts[doc], rules, end_chars, phrases, offsets, firsts, table)
             head = i = i + width
         s, e = strip(out, doc_start, w)  # "\n".join(lines).strip()
-        out[doc_start : doc_start + e - s] = out[s:e]
+        if s > doc_start:  # a cut citation left a line starting with a space; else nothing moves
+            out[doc_start : doc_start + e - s] = out[s:e]
         w = doc_start + e - s
         out_bounds[doc + 1] = w
     return out[:w], out_bounds, counts

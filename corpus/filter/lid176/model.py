@@ -25,7 +25,7 @@ from tokenmill.corpus.filter.lid176.fasttext_file import (
     read_dense,
     read_quantized,
 )
-from tokenmill.corpus.filter.lid176.kernels import FNV_OFFSET, FNV_PRIME, subword_sums
+from tokenmill.corpus.filter.lid176.kernels import FNV_OFFSET, FNV_PRIME, bucket_bits, subword_sums
 from tokenmill.corpus.text.utf8 import utf8_bytes
 
 MAGIC, VERSION = 793712314, 12
@@ -94,6 +94,7 @@ class Lid176:
         else:
             self.bucket_rows = np.full(self.args.bucket, -1, dtype=np.int32)
             self.bucket_rows[pruned[:, 0]] = self.nwords + pruned[:, 1]
+        self.bucket_bits = bucket_bits(self.bucket_rows)
         (quantized,) = r.fields("?")
         self.rows = read_quantized(r) if quantized else read_dense(r)  # [row, dim]
         self.columns = np.ascontiguousarray(self.rows.T)  # [dim, row]
@@ -168,7 +169,8 @@ class Lid176:
         ids = pc.index_in(words.cast(pa.large_binary()), value_set=self.vocab).fill_null(-1).to_numpy()
         raw, bounds = utf8_bytes(words)
         sums, counts = subword_sums(
-            raw, bounds, ids.astype(np.int64), self.args.minn, self.args.maxn, self.bucket_rows, self.rows
+            raw, bounds, ids.astype(np.int64), self.args.minn, self.args.maxn, self.bucket_rows, self.bucket_bits,
+            self.rows,
         )
         return sums.T.astype(np.float32), counts
 

@@ -38,7 +38,7 @@ SENTENCES = "One line holds five words here. Two lines hold more words than that
 
 def rewrite(texts: list[str], **settings) -> tuple[list[str], dict[str, int], dict[str, list[int]]]:
     result = c4_rewrite(pa.array(texts, pa.large_string()), C4Params(**settings))
-    return result.texts.to_pylist(), result.counts, {k: v.tolist() for k, v in result.values.items()}
+    return result.texts.to_pylist(), result.totals(), {k: v.tolist() for k, v in result.values.items()}
 
 
 def failed(text: str, **settings) -> set[str]:

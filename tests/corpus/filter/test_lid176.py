@@ -84,12 +84,12 @@ def test_header_args():
 
 
 def test_matches_fasttext_on_varied_lines():
-    scores = assert_matches_fasttext(MODEL, model_lines(pa.array(LINES, pa.large_string()), 2000) + ODD)
+    scores = assert_matches_fasttext(MODEL, model_lines(pa.array(LINES, pa.large_string()), 2000).to_pylist() + ODD)
     assert scores.max() > 0.99 and scores.min() < 0.5
 
 
 def test_matches_fasttext_with_word_ngrams_unigrams_and_softmax(tmp_path):
-    lines = model_lines(pa.array(LINES, pa.large_string()), 2000)
+    lines = model_lines(pa.array(LINES, pa.large_string()), 2000).to_pylist()
     base = Lid176(MODEL.read_bytes()).predict(lines)[1]
     for name, fields in {
         "bigrams.ftz": {"word_ngrams": 3},
