@@ -105,11 +105,13 @@ STEPS: dict[str, StepSpec] = {
         StepSpec(
             "train", TrainParams, "tokenmill.train.loop:run_train",
             {"input_version": "pack", "tokenizer_version": "tokenizer"}, "run",
-            "pretrain a decoder-only Transformer on the pack's shards; scored in bits per byte at the end",
+            "pretrain a Transformer (causal or masked objective) on the pack's shards; scored on the eval set",
+            namer="tokenmill.train.keys:train_version_id",
         ),
         StepSpec(
             "eval", EvalParams, "tokenmill.train.eval_step:run_eval", {"run_version": "run"}, "eval",
-            "re-score a committed run: bits per byte and cloze on an eval text set, val loss on its pack",
+            "re-score a committed run on an eval text set, its pack's val split and the downstream tasks",
+            namer="tokenmill.train.keys:eval_version_key",
         ),
     ]
 }

@@ -5,4 +5,4 @@ For several GPUs, launch the plain function under torchrun; the flow runs one pr
 
 from tokenmill.flows.common import tokenized_step_flow
 
-train = tokenized_step_flow("train", "Pretrain a decoder-only Transformer on a pack version's shards and score it.")
+train = tokenized_step_flow("train", "Pretrain a Transformer (causal or masked) on a pack's shards and score it.")

@@ -14,6 +14,7 @@ import ast
 import functools
 import hashlib
 import os
+import sys
 import sysconfig
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +72,37 @@ def stdlib_packages() -> bytes:
 BUILTIN_TASKS: dict[str, Callable[[], bytes]] = {STDLIB_PACKAGES_URL: stdlib_packages}
 
 
+# Where built tasks are kept between commands; TOKENMILL_CACHE_DIR moves it.
+CACHE_ENV = "TOKENMILL_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tokenmill"
+    return Path(os.environ.get(CACHE_ENV) or default)
+
+
+def cache_path(url: str) -> Path:
+    """The cached build of `url` for this Python: its version and standard library, and the task's
+    build settings, name the file; editing the installed standard library in place is not noticed."""
+    recipe = [url, sys.version, sysconfig.get_paths()["stdlib"], PACKAGES, PER_PACKAGE, MIN_WORDS, sorted(SKIP_DIRS)]
+    digest = hashlib.sha256(orjson.dumps(recipe)).hexdigest()[:16]
+    return cache_dir() / "tasks" / f"{url.rsplit('/', 1)[-1]}-{digest}.jsonl"
+
+
 @functools.lru_cache(maxsize=None)
 def builtin_task(url: str) -> bytes:
-    """A built-in task's bytes, built once per process (parsing the standard library takes seconds)."""
-    return BUILTIN_TASKS[url]()
+    """A built-in task's bytes, built once per Python and kept in the cache folder (parsing the
+    standard library takes seconds; a cached `tokenmill run eval` names its version with them).
+    An unwritable cache folder only costs the rebuild."""
+    path = cache_path(url)
+    if path.is_file():
+        return path.read_bytes()
+    data = BUILTIN_TASKS[url]()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError:
+        pass
+    return data

@@ -12,7 +12,6 @@ frequent of the masked tokens (the best a unigram model can do there).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -32,28 +31,6 @@ BPB_NOT_FOR_MASKED = ("a masked model gives no left-to-right probability of a te
 
 def bits_per_byte(total_nats: float, total_bytes: int) -> float:
     return total_nats / math.log(2) / total_bytes
-
-
-def texts_sha256(texts: Sequence[str]) -> str:
-    """One checksum of an ordered text set; each text is length-prefixed so boundaries count."""
-    sha = hashlib.sha256()
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        sha.update(len(data).to_bytes(8, "little"))
-        sha.update(data)
-    return sha.hexdigest()
-
-
-def take_texts(texts: Iterable[str], max_bytes: int) -> list[str]:
-    """Whole texts in order while they fit in `max_bytes` (the first always), so the set is fixed."""
-    chosen, size = [], 0
-    for text in texts:
-        n = len(text.encode("utf-8", "surrogatepass"))
-        if chosen and size + n > max_bytes:
-            break
-        chosen.append(text)
-        size += n
-    return chosen
 
 
 def chunks(ids: Sequence[int], seq_len: int) -> list[tuple[list[int], list[int]]]:

@@ -7,7 +7,6 @@ version whose input is the run; each task's scores carry the sha256 of its file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,10 +18,8 @@ from tokenmill.corpus.store.step import (
     Written,
     cached_version,
     commit_version,
-    params_json,
 )
 from tokenmill.corpus.store.versions import Attempt, Store
-from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.tokenize.model import load_model, special_ids, tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import run_model
@@ -34,32 +31,15 @@ from tokenmill.train.eval import (
     cloze_items,
     cloze_scores,
     masked_text_scores,
-    take_texts,
     text_set_bpb,
-    texts_sha256,
     val_loss,
 )
-from tokenmill.train.finetune import FINETUNE_FIGURES, finetune_key, run_finetune
+from tokenmill.train.finetune import FINETUNE_FIGURES, run_finetune
+from tokenmill.train.keys import EvalSet, eval_key, load_eval_set
 from tokenmill.train.masking import MaskRule, eval_rule, mask_rule
 from tokenmill.train.model import GPT
 from tokenmill.train.params import EvalParams, ScoreParams
 from tokenmill.train.tasks import TaskData, choice_items, read_task
-
-STEP = "eval"
-CODE_VERSION = "eval-v2"  # v2: masked models scored by masked-token loss and accuracy; downstream tasks
-
-
-@dataclass(frozen=True)
-class EvalSet:
-    """The fixed texts and their checksum, which the manifest records so scores stay comparable."""
-
-    texts: list[str]
-    sha256: str
-
-
-def load_eval_set(store: Store, params: ScoreParams) -> EvalSet:
-    texts = take_texts(eval_texts(store, params.eval_texts), params.eval_max_bytes)
-    return EvalSet(texts, texts_sha256(texts))
 
 
 def tokenizer_mask_rule(store: Store, tokenizer_version: str, select: float, replace: float = 1.0,
@@ -122,10 +102,7 @@ def run_eval(store: Store, params: EvalParams, client: Any, *, force: bool = Fal
     runs in this process on the chosen device."""
     eval_set = load_eval_set(store, params)
     tasks = [read_task(spec) for spec in params.tasks]
-    settings = params_json(params)
-    identity = {**settings, "_eval_sha256": eval_set.sha256, "_task_sha256": [t.sha256 for t in tasks]}
-    tuned = [finetune_key(run_version, t, params.finetune).id for t in tasks if t.spec.kind == "classification"]
-    key = VersionKey(STEP, CODE_VERSION, settings, (run_version, *tuned), identity, fingerprint=eval_set.sha256)
+    key = eval_key(params, eval_set, tasks, run_version=run_version)
     cached = cached_version(store, key, force)
     if cached:
         return cached

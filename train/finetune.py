@@ -19,19 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokenmill.corpus.store.step import Version, VersionKey, Written, commit_version, params_json
+from tokenmill.corpus.store.step import Version, Written, commit_version
 from tokenmill.corpus.store.versions import Attempt, Store
 from tokenmill.tokenize.model import tokenizer_model
 from tokenmill.train.checkpoint import run_model, write_weights
 from tokenmill.train.device import Runtime
+from tokenmill.train.keys import finetune_key
 from tokenmill.train.model import GPT
 from tokenmill.train.optim import lr_at, make_optimizer
 from tokenmill.train.params import FinetuneParams
 from tokenmill.train.registry import data_version
 from tokenmill.train.tasks import TaskData, classification_scores, classification_split, majority_scores
 
-STEP = "finetune"
-CODE_VERSION = "finetune-v1"
 # What an eval version repeats of a fine-tuned version's stats, per classification task.
 FINETUNE_FIGURES = ("accuracy", "macro_f1", "majority_accuracy", "majority_macro_f1", "train_items", "test_items")
 PAD_ID = 0  # never attended to by a bidirectional model, never read by a causal one (padding is on the right)
@@ -109,12 +108,6 @@ def predict(model: Classifier, rows: list[list[int]], batch_size: int, runtime: 
         with runtime.autocast():
             predicted += model(idx, lengths).argmax(-1).tolist()
     return predicted
-
-
-def finetune_key(run_version: str, task: TaskData, params: FinetuneParams) -> VersionKey:
-    settings = {"task": params_json(task.spec), **params_json(params)}
-    return VersionKey(STEP, CODE_VERSION, settings, (run_version,), {**settings, "_task_sha256": task.sha256},
-                      fingerprint=task.sha256)
 
 
 def run_finetune(store: Store, run_version: str, task: TaskData, params: FinetuneParams, runtime: Runtime,

@@ -29,7 +29,6 @@ from tokenmill.corpus.store.step import (
     Written,
     cached_version,
     commit_version,
-    params_json,
 )
 from tokenmill.corpus.store.versions import Attempt, Manifest, Store, folder_of
 from tokenmill.tokenize.model import tokenizer_info, tokenizer_model
@@ -53,7 +52,8 @@ from tokenmill.train.device import (
     setup_runtime,
 )
 from tokenmill.train.eval import pairs, val_loss
-from tokenmill.train.eval_step import EvalSet, load_eval_set, score_model, tokenizer_mask_rule
+from tokenmill.train.eval_step import score_model, tokenizer_mask_rule
+from tokenmill.train.keys import TRAIN_STEP, EvalSet, load_eval_set, seed_params, train_key
 from tokenmill.train.masking import MaskRule, batch_generator, eval_rule
 from tokenmill.train.metrics import write_metrics
 from tokenmill.train.model import (
@@ -64,11 +64,9 @@ from tokenmill.train.model import (
     model_config,
 )
 from tokenmill.train.optim import lr_at, make_optimizer
-from tokenmill.train.params import DEFAULT_STEPS, RUN_CONTROL, TrainParams
+from tokenmill.train.params import DEFAULT_STEPS, TrainParams
 from tokenmill.train.progress import StepBar
 
-STEP = "train"
-CODE_VERSION = "train-v2"  # v2: the masked objective; ModelConfig.causal
 WORK = ".work"
 
 
@@ -203,7 +201,7 @@ def fit(trainer: Trainer, val_shards: list[Shard], store: Store, work: str) -> N
 def check_init_from(store: Store, init_from: str, tokenizer_version: str) -> None:
     """A run continues another only with the same tokenizer: the same ids must mean the same pieces."""
     other = store.manifest(init_from)
-    if other.step != STEP:
+    if other.step != TRAIN_STEP:
         raise ConfigError(f"train.init_from: '{init_from}' is a {other.step} version, not a training run")
     theirs = tokenizer_info(store, other.inputs[1]).model_sha256
     ours = tokenizer_info(store, tokenizer_version).model_sha256
@@ -238,8 +236,8 @@ def run_train(store: Store, params: TrainParams, client: Any, *, force: bool = F
     `nnodes` asks for DDP, where torch owns the cores. With `seeds`, one run per seed, in order; the
     first seed's is returned (`registry.seed_siblings` finds the others)."""
     if params.seeds:
-        runs = [run_train(store, params.model_copy(update={"seed": seed, "seeds": []}), client, force=force,
-                          input_version=input_version, tokenizer_version=tokenizer_version) for seed in params.seeds]
+        runs = [run_train(store, p, client, force=force, input_version=input_version,
+                          tokenizer_version=tokenizer_version) for p in seed_params(params)]
         return runs[0]
     pack = store.manifest(input_version)
     if pack.step != "pack":
@@ -251,10 +249,7 @@ def run_train(store: Store, params: TrainParams, client: Any, *, force: bool = F
     rule = tokenizer_mask_rule(store, tokenizer_version, params.mask_select_rate, params.mask_replace_rate,
                                params.mask_random_rate) if params.objective == "masked" else None
     eval_set = load_eval_set(store, params)
-    settings = params_json(params)
-    identity = {k: v for k, v in settings.items() if k not in RUN_CONTROL} | {"_eval_sha256": eval_set.sha256}
-    inputs = (input_version, tokenizer_version) + ((params.init_from,) if params.init_from else ())
-    key = VersionKey(STEP, CODE_VERSION, settings, inputs, identity, fingerprint=eval_set.sha256)
+    key = train_key(params, eval_set, input_version=input_version, tokenizer_version=tokenizer_version)
     cached = cached_version(store, key, force)
     if cached:
         return cached
@@ -278,7 +273,7 @@ def _train(store: Store, params: TrainParams, force: bool, key: VersionKey, pack
     runtime = setup_runtime(params.device, params.rank_timeout_s)
     # Rank 0 holds the run's writer lock from here to the commit: a second run of the same version
     # waits, then finds it committed, instead of sharing (and losing) the first one's checkpoints.
-    guard = store.begin(STEP, vid) if runtime.is_main else None
+    guard = store.begin(TRAIN_STEP, vid) if runtime.is_main else None
     if main_says(guard is not None and not force and store.exists(vid), runtime):
         if guard:
             guard.abort()
@@ -300,7 +295,7 @@ def _train_locked(store: Store, params: TrainParams, force: bool, key: VersionKe
     val_shards = [Shard(path) for path in pack_shards(store, input_version, "val")]
     plan = make_plan(params, int(pack.stats["vocab_size"]), runtime.world)
     trainer = Trainer(params, plan, runtime, windows, rule)
-    work = f"{store.root}/{folder_of(STEP)}/{WORK}/{vid}"
+    work = f"{store.root}/{folder_of(TRAIN_STEP)}/{WORK}/{vid}"
     store.fs.makedirs(work, exist_ok=True)
     begun = start_from(trainer, store, params, work, force)
     if runtime.is_main:

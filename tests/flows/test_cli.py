@@ -17,6 +17,7 @@ import pytest
 
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.corpus.store.versions import Store
+from tokenmill.train.builtin_tasks import PACKAGES
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-c", "from tokenmill.flows.cli import main; main()"]
@@ -202,8 +203,8 @@ def test_demo_run_with_no_config_runs_the_pipeline_on_python_documentation(tmp_p
     # The embedded defaults, with fewer training steps and 8 of the 20 MB of documentation: every
     # default code path runs, and the suite keeps inside its time budget (the 200 default steps
     # add two minutes, the other 12 MB half a minute, and nothing else).
-    result = tokenmill("run", "--json", "--set", "train.steps=60", "--set", "load.python_docs_max_mb=8",
-                       cwd=tmp_path)
+    demo = ("run", "--json", "--set", "train.steps=60", "--set", "load.python_docs_max_mb=8")
+    result = tokenmill(*demo, cwd=tmp_path)
     versions = json.loads(result.stdout)
     assert list(versions) == ["load", "clean", "dedup", "filter", "tokenizer", "pack", "train", "eval"]
     vid = versions["load"]
@@ -217,3 +218,8 @@ def test_demo_run_with_no_config_runs_the_pipeline_on_python_documentation(tmp_p
     assert run.inputs[:2] == [versions["pack"], versions["tokenizer"]]
     assert 0 < run.stats["bpb"] < 8, "bits per byte of a model that learned something"
     assert (tmp_path / "tokenmill-data" / "reports" / f"{versions['eval']}.html").is_file()
+    task = store.manifest(versions["eval"]).stats["tasks"]["stdlib-packages"]
+    assert task["accuracy"] > 2 / PACKAGES and task["accuracy"] > task["majority_accuracy"], task  # chance: 1/8
+    # every step, train and eval included, names its version up front: the rerun needs no Prefect API
+    again = tokenmill(*demo, cwd=tmp_path, env={"PREFECT_API_URL": DEAD_API})
+    assert json.loads(again.stdout) == versions and "nothing to run" in again.stderr

@@ -14,10 +14,9 @@ from tokenmill.train.eval import (
     chunks,
     cloze_items,
     cloze_scores,
-    take_texts,
     text_set_bpb,
-    texts_sha256,
 )
+from tokenmill.train.keys import take_texts, texts_sha256
 from tokenmill.train.model import model_config
 
 CPU = Runtime(torch.device("cpu"))

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from tokenmill.corpus.dedup.step import DedupParams, run_dedup
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.flows.cli import app
+from tokenmill.flows.steps import STEPS
 from tokenmill.tokenize.pack import PackParams, run_pack
 from tokenmill.tokenize.trainer import TokenizerParams, run_tokenizer
 from tokenmill.train.eval_step import run_eval
@@ -84,10 +85,19 @@ def test_compare_shows_downstream_scores_with_their_spread_over_seeds_and_not_ac
         (tmp_path / name).mkdir()
         files.append(tmp_path / name / "copy.jsonl")
         files[-1].write_text("".join(json.dumps(item) + "\n" for item in copy_items(12, flip)))
+    scored = {}
     for run, path in ((first.id, files[0]), (second, files[0]), (other, files[1])):
         task = TaskSpec(path=str(path), kind="multiple_choice")
-        run_eval(store, EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5, cpu_threads=1, tasks=[task]),
-                 client, run_version=run)
+        params = EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5, cpu_threads=1, tasks=[task])
+        scored[run] = (params, run_eval(store, params, client, run_version=run).id)
+
+    # named before any work, so a cached `tokenmill run` needs neither Prefect nor torch
+    train_id = STEPS["train"].version_id
+    assert train_id(store, TrainParams(**base, seeds=[1, 2]), input_version=pack, tokenizer_version=tok) == first.id
+    assert train_id(store, TrainParams(**base, seeds=[1, 3]), input_version=pack, tokenizer_version=tok) is None
+    assert train_id(store, TrainParams(**base, lr=3e-3), input_version=pack, tokenizer_version=tok) == other
+    for run, (params, eval_version) in scored.items():
+        assert STEPS["eval"].version_id(store, params, run_version=run) == eval_version
 
     compared = compare_runs(store, [first.id, other])
     mine, theirs = compared["runs"]

@@ -14,6 +14,7 @@ import torch
 
 from tokenmill.corpus.store.errors import InputError
 from tokenmill.flows.config import load_config
+from tokenmill.train import builtin_tasks
 from tokenmill.train.builtin_tasks import PACKAGES, PER_PACKAGE, STDLIB_PACKAGES_URL
 from tokenmill.train.choice import choice_scores
 from tokenmill.train.device import Runtime
@@ -129,3 +130,18 @@ def test_the_demos_task_is_which_stdlib_package_a_docstring_comes_from():
         assert any(first_line in path.read_text(encoding="utf-8") for path in (stdlib / row["label"]).rglob("*.py"))
     with pytest.raises(InputError, match="no built-in task python-docs://tasks/nope"):
         read_task(TaskSpec(path="python-docs://tasks/nope"))
+
+
+def test_a_built_in_task_is_built_once_per_python_and_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(builtin_tasks.CACHE_ENV, str(tmp_path))
+    builtin_tasks.builtin_task.cache_clear()
+    built = builtin_tasks.builtin_task(STDLIB_PACKAGES_URL)
+    assert builtin_tasks.cache_path(STDLIB_PACKAGES_URL).read_bytes() == built
+    builtin_tasks.builtin_task.cache_clear()
+
+    def rebuild() -> bytes:
+        raise AssertionError("rebuilt although cached")
+
+    monkeypatch.setitem(builtin_tasks.BUILTIN_TASKS, STDLIB_PACKAGES_URL, rebuild)
+    assert builtin_tasks.builtin_task(STDLIB_PACKAGES_URL) == built
+    builtin_tasks.builtin_task.cache_clear()

@@ -13,7 +13,7 @@ from tokenmill.corpus.store.layout import KNOWN_STEPS, step_of
 from tokenmill.corpus.store.step import VersionKey, Written, commit_version
 from tokenmill.corpus.store.versions import Store, version_id
 from tokenmill.flows.steps import STEPS
-from tokenmill.train.finetune import STEP as FINETUNE_STEP
+from tokenmill.train.keys import FINETUNE_STEP
 
 EVIL = "../../outside/evil-abcdefabcdef"
 NOT_IDS = [EVIL, "load-0123456789AB", "load-0123456789a", "load-0123456789abc", "load-0123456789ab\n",
