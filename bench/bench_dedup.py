@@ -7,8 +7,9 @@ components, write) runs on the cluster over real text with injected exact and ne
 
 `--compare` builds the labelled corpus of `dedup_quality.py` from every module doc of the
 installed Python and packages (each doc and one edited variant; cached under the temp folder),
-loads it, then times as whole commands in one run: `tokenmill run dedup` (fresh, then cached),
-and datasketch's and rensa's MinHash LSH (`dedup_baselines.py`), each scored on the same labels.
+loads it, then times as whole commands in one run: `tokenmill run dedup` (fresh, then cached,
+then again with a Prefect server already running), and datasketch's and rensa's MinHash LSH
+(`dedup_baselines.py`), each scored on the same labels.
 
     python bench/bench_dedup.py [--size-mb 20]
     python bench/bench_dedup.py --compare [--docs 8000]
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pathlib
 import random
 import subprocess
@@ -32,6 +34,7 @@ from datasketch import MinHash
 from tokenmill.corpus.dedup.step import DedupParams, minhash, run_dedup
 from tokenmill.corpus.ingest.load import LoadParams, run_load
 from tokenmill.corpus.store.versions import Store
+from tokenmill.flows.api import EarlyAPI
 
 COPY_EVERY = 10  # one doc in 10 is followed by an exact copy, one in 10 by a 2%-edited copy
 SIGNATURE_SAMPLE_MB = 4
@@ -155,9 +158,9 @@ def labelled_input(docs: int) -> tuple[pathlib.Path, list[tuple[str, str, float]
     return path, [tuple(p) for p in json.loads(labels.read_text())], texts
 
 
-def timed(command: list[str]) -> tuple[float, str]:
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})})
     return time.perf_counter() - start, done.stdout
 
 
@@ -181,6 +184,7 @@ def compare(docs: int, threshold: float, workers: int, workdir: pathlib.Path) ->
                 **{k: scores[k] for k in ("precision", "recall", "f1", "recall_0.80_0.90", "recall_0.90_1.00",
                                           "true_pairs_fully_removed")},
                 "removed": len(survivor),
+                "true_pairs_lost": quality.pairs_lost(pairs, texts, survivor, threshold),
                 "removed_for_an_unlike_survivor": quality.unlike_survivors(texts, cluster, threshold),
                 "by_band": scores["by_band"]}
 
@@ -191,6 +195,10 @@ def compare(docs: int, threshold: float, workers: int, workdir: pathlib.Path) ->
     rows.append(row("tokenmill run dedup", wall, {s: k for s, k in survivor.items() if s != k}))
     cached_wall, _ = timed(dedup)
     rows.append({"tool": "tokenmill run dedup (cached)", "wall_s": round(cached_wall, 2)})
+    with EarlyAPI() as api:  # a Prefect server already running, as for deployments: PREFECT_API_URL set
+        api.wait_until_answering()
+        wall, _ = timed([*dedup, "--force"], env={"PREFECT_API_URL": api.url})
+    rows.append({"tool": "tokenmill run dedup (Prefect server running)", "wall_s": round(wall, 2)})
     for tool in ("datasketch", "rensa"):
         output = workdir / f"{tool}.json"
         wall, _ = timed([sys.executable, str(pathlib.Path(__file__).parent / "dedup_baselines.py"), tool, str(path),

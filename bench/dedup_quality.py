@@ -137,6 +137,16 @@ def unlike_survivors(texts: dict[str, str], survivor: dict[str, str], threshold:
     return sum(kept != src and jaccard(texts[src], texts[kept]) < threshold for src, kept in survivor.items())
 
 
+def pairs_lost(pairs: list[tuple[str, str, float]], texts: dict[str, str], survivor: dict[str, str],
+               threshold: float) -> int:
+    """True pairs with both docs removed, neither for a doc it resembles: content the corpus lost (a
+    pair removed for a third doc both resemble, a real near-duplicate among the originals, is not)."""
+    def lost(src: str) -> bool:
+        return src in survivor and jaccard(texts[src], texts[survivor[src]]) < threshold
+
+    return sum(lost(o) and lost(c) for o, c, j in pairs if j >= threshold)
+
+
 def band_scores(pairs: list[tuple[str, str, float]], cluster: dict[str, str], threshold: float) -> list[dict[str, Any]]:
     """Per band of true Jaccard: the pairs, how many were merged, and the band's precision (merges
     that are true), recall (true pairs merged) and F1."""

@@ -83,7 +83,8 @@ class EarlyAPI:
             self.process.wait()
         self.process = None
 
-    def _wait_healthy(self) -> None:
+    def wait_until_answering(self) -> None:
+        """Block until the server answers its health check (restarted once if its port was taken)."""
         timeout = float(os.environ.get(STARTUP_TIMEOUT_ENV, "20"))
         deadline = time.monotonic() + timeout
         while True:
@@ -113,7 +114,7 @@ class EarlyAPI:
         if self.process is None:
             yield
             return
-        self._wait_healthy()
+        self.wait_until_answering()
         with temporary_settings(updates={PREFECT_API_URL: self.url}):
             try:
                 yield
