@@ -1,4 +1,4 @@
-"""The crawl step's fetcher: polite, bounded HTTP with httpx on asyncio.
+"""The crawl step's fetcher: polite, bounded HTTP on asyncio (`http1`).
 
 Per host: robots.txt read once, a concurrency cap and a minimum gap between request starts
 (the larger of `delay_s` and robots' Crawl-delay). Every hop of a redirect is checked against
@@ -17,10 +17,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
-import httpx
-
-from tokenmill.corpus.crawl.connect import REASON_DNS, REASON_PRIVATE, Refused, checked_transport
+from tokenmill.corpus.crawl.connect import REASON_DNS, REASON_PRIVATE, Refused
+from tokenmill.corpus.crawl.http1 import HttpClient
 from tokenmill.corpus.crawl.page import media_type
 from tokenmill.corpus.crawl.params import CrawlParams
 from tokenmill.corpus.crawl.progress import Activity
@@ -148,19 +148,15 @@ class Fetcher:
         self.retries = 0
         self.busy_s = 0.0
         self.activity = Activity()
-        timeout = httpx.Timeout(params.read_timeout_s, connect=params.connect_timeout_s)
-        limits = httpx.Limits(max_connections=params.concurrency, max_keepalive_connections=params.concurrency)
-        # trust_env=False: no proxy from the environment, so requests go only where the rules allow.
-        self.client = httpx.AsyncClient(
-            transport=checked_transport(limits, params.allow_private), timeout=timeout, follow_redirects=False,
-            trust_env=False, headers={"User-Agent": params.user_agent},
-        )
+        # No proxy from the environment: requests go only where the rules allow.
+        self.http = HttpClient(params.user_agent, params.connect_timeout_s, params.read_timeout_s,
+                               params.concurrency, params.allow_private)
 
     async def __aenter__(self) -> Fetcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.client.aclose()
+        await self.http.aclose()
 
     async def fetch(self, url: str) -> Fetched:
         """Follow `url` through at most `max_redirects` redirects, each hop checked like a link."""
@@ -217,7 +213,7 @@ class Fetcher:
         own address is refused gets no robots record, only the reason for all its URLs."""
         host = host_of(url)
         if host not in self.robots_seen:
-            response, hops = await self._fetch_robots(f"{httpx.URL(url).scheme}://{host}/robots.txt")
+            response, hops = await self._fetch_robots(f"{urlsplit(url).scheme}://{host}/robots.txt")
             if hops == 0 and response.reason in (REASON_PRIVATE, REASON_DNS):
                 self.refused[host] = response.reason
                 return
@@ -263,32 +259,28 @@ class Fetcher:
             await asyncio.sleep(wait)
 
     async def _once(self, url: str, robots: bool) -> _Response:
+        """One GET; the body is read only when the head allows it, and only up to `max_page_bytes`
+        (decoded): a declared length over it is not read at all."""
+        limit = self.params.max_page_bytes
         try:
-            async with self.client.stream("GET", url) as response:
-                headers = {k.lower(): v for k, v in response.headers.items()}
-                status = response.status_code
+            response = await self.http.get(url, limit)
+            try:
+                status, headers = response.status, response.headers
                 if status in REDIRECTS or not 200 <= status < 300:
                     reason = None if status in REDIRECTS else status_reason(status)
                     return _Response(status, headers, b"", reason)
                 if not robots and media_type(headers.get("content-type")) not in self.params.content_types:
                     return _Response(status, headers, b"", REASON_TYPE)
-                return await self._read_body(response, status, headers)
+                declared = headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    return _Response(status, headers, b"", REASON_TOO_LARGE)
+                body = await response.body()
+                return _Response(status, headers, body or b"", None if body is not None else REASON_TOO_LARGE)
+            finally:
+                response.release()
         except Refused as refused:
             return _Response(None, {}, b"", refused.reason)
-        except httpx.TimeoutException:
+        except TimeoutError:
             return _Response(None, {}, b"", REASON_TIMEOUT)
-        except httpx.TransportError:
+        except OSError:
             return _Response(None, {}, b"", REASON_CONNECT)
-
-    async def _read_body(self, response: httpx.Response, status: int, headers: dict[str, str]) -> _Response:
-        """Stream the body, stopping at the first byte past `max_page_bytes`."""
-        limit = self.params.max_page_bytes
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return _Response(status, headers, b"", REASON_TOO_LARGE)
-        body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body.extend(chunk)
-            if len(body) > limit:
-                return _Response(status, headers, b"", REASON_TOO_LARGE)
-        return _Response(status, headers, bytes(body), None)

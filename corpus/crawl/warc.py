@@ -1,6 +1,6 @@
 """The crawl's raw responses as one WARC file beside the version, for audit and re-extraction by `load`.
 
-Bodies are stored decoded (httpx undoes Content-Encoding), so the encoding and length headers
+Bodies are stored decoded (the client undoes Content-Encoding), so the encoding and length headers
 are dropped from the stored HTTP headers to keep each record self-consistent.
 """
 

@@ -17,11 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpcore
-import httpx
 import pytest
 
-from tokenmill.corpus.crawl.connect import checked_transport
+from tokenmill.corpus.crawl import connect
+from tokenmill.corpus.crawl.http1 import HttpClient
 from tokenmill.corpus.crawl.step import CrawlParams, check_crawl, run_crawl
 from tokenmill.corpus.store.errors import ConfigError
 
@@ -351,21 +350,21 @@ def test_dns_rebinding_is_refused_at_connect(store: Any, client: Any, servers: S
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A host that answers a public address to the seed check and the next lookup, then
     127.0.0.1: each connection goes only to the address its own lookup checked, so the server
-    on 127.0.0.1 sees no request (a check followed by httpx's own lookup let it through). The
-    public address is not really dialled: it fails as if down, and the retry's lookup is refused."""
+    on 127.0.0.1 sees no request (a check followed by an HTTP client's own lookup let it through).
+    The public address is not really dialled: it fails as if down, and the retry's lookup is refused."""
     base, site = servers.start()
     seed = base.replace("127.0.0.1", "rebind.test") + "/"
     lookups = rebinding_resolver(monkeypatch, ["93.184.216.34", "93.184.216.34", "127.0.0.1"])
     dialled: list[str] = []
-    connect = httpcore.AnyIOBackend.connect_tcp
+    dial = connect.dial
 
-    async def connect_offline(backend: Any, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
-        dialled.append(host)
-        if host == "93.184.216.34":
-            raise httpcore.ConnectError("no network in tests")
-        return await connect(backend, host, port, *args, **kwargs)
+    async def dial_offline(address: str, port: int, *args: Any) -> None:
+        dialled.append(address)
+        if address == "93.184.216.34":
+            raise ConnectionRefusedError("no network in tests")
+        await dial(address, port, *args)
 
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", connect_offline)
+    monkeypatch.setattr(connect, "dial", dial_offline)
     version = run_crawl(store, crawl_params(base, seeds=[seed], allow_private=False, delay_s=0), client)
 
     assert {u: r["reason"] for u, r in rows(store, version.id, "rejected").items()} == {seed: "crawl:private_address"}
@@ -380,13 +379,18 @@ def test_connections_go_to_the_checked_address(servers: Servers, monkeypatch: py
     url = base.replace("127.0.0.1", "rebind.test") + "/echo-host"
     lookups = rebinding_resolver(monkeypatch, ["127.0.0.1", "no answer"])
 
-    async def get() -> httpx.Response:
-        transport = checked_transport(httpx.Limits(max_connections=1), allow_private=True)
-        async with httpx.AsyncClient(transport=transport) as http:
-            return await http.get(url)
+    async def get() -> tuple[int, bytes | None]:
+        http = HttpClient("test", 1.0, 1.0, max_connections=1, allow_private=True)
+        try:
+            response = await http.get(url, limit=1000)
+            body = await response.body()
+            response.release()
+            return response.status, body
+        finally:
+            await http.aclose()
 
-    response = asyncio.run(get())
-    assert response.status_code == 200 and response.text == url.split("/")[2]
+    status, body = asyncio.run(get())
+    assert status == 200 and body == url.split("/")[2].encode()
     assert lookups == ["127.0.0.1"] and [p for _, p in site.log] == ["/echo-host"]
 
 
