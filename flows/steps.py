@@ -111,7 +111,7 @@ STEPS: dict[str, StepSpec] = {
         StepSpec(
             "eval", EvalParams, "tokenmill.train.eval_step:run_eval", {"run_version": "run"}, "eval",
             "re-score a committed run on an eval text set, its pack's val split and the downstream tasks",
-            namer="tokenmill.train.keys:eval_version_key",
+            namer="tokenmill.train.keys:eval_version_id",
         ),
     ]
 }

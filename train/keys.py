@@ -15,6 +15,7 @@ from tokenmill.corpus.store.step import VersionKey, params_json
 from tokenmill.corpus.store.versions import Store
 from tokenmill.tokenize.evalset import eval_texts
 from tokenmill.train.params import RUN_CONTROL, EvalParams, FinetuneParams, ScoreParams, TrainParams
+from tokenmill.train.registry import seed_siblings
 from tokenmill.train.tasks import TaskData, read_task
 
 TRAIN_STEP, TRAIN_CODE_VERSION = "train", "train-v2"  # v2: the masked objective; ModelConfig.causal
@@ -98,6 +99,10 @@ def eval_key(params: EvalParams, eval_set: EvalSet, tasks: list[TaskData], *, ru
                       fingerprint=eval_set.sha256)
 
 
-def eval_version_key(store: Store, params: EvalParams, *, run_version: str) -> VersionKey:
-    return eval_key(params, load_eval_set(store, params), [read_task(spec) for spec in params.tasks],
-                    run_version=run_version)
+def eval_version_id(store: Store, params: EvalParams, *, run_version: str) -> str | None:
+    """The eval version of `run_version` when it and those of the run's seed siblings (which the eval
+    flow scores too) are committed, else None (see `flows.steps.StepSpec.version_id`)."""
+    eval_set, tasks = load_eval_set(store, params), [read_task(spec) for spec in params.tasks]
+    runs = [run_version, *seed_siblings(store, run_version)] if store.exists(run_version) else [run_version]
+    ids = [eval_key(params, eval_set, tasks, run_version=run).id for run in runs]
+    return ids[0] if all(store.exists(vid) for vid in ids) else None

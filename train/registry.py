@@ -130,12 +130,12 @@ def experiment(run: Manifest) -> str:
                            "eval_sha256": run.stats.get("eval_sha256")})
 
 
-def seed_siblings(store: Store, run_id: str, seeds: Sequence[int]) -> list[str]:
-    """The committed runs of `seeds` that differ from run `run_id` in their seed only."""
+def seed_siblings(store: Store, run_id: str, seeds: Sequence[int] | None = None) -> list[str]:
+    """The committed runs of `seeds` (of any seed, without) that differ from run `run_id` in their seed only."""
     run = store.manifest(run_id)
     same = experiment(run)
-    return [other.id for other in store.versions(RUN_STEP)
-            if other.id != run_id and other.params.get("seed") in seeds and experiment(other) == same]
+    return [other.id for other in store.versions(RUN_STEP) if other.id != run_id
+            and (seeds is None or other.params.get("seed") in seeds) and experiment(other) == same]
 
 
 def spread(values: Sequence[float | None]) -> dict[str, Any] | None:

@@ -98,6 +98,9 @@ def test_compare_shows_downstream_scores_with_their_spread_over_seeds_and_not_ac
     assert train_id(store, TrainParams(**base, lr=3e-3), input_version=pack, tokenizer_version=tok) == other
     for run, (params, eval_version) in scored.items():
         assert STEPS["eval"].version_id(store, params, run_version=run) == eval_version
+    lone = EvalParams(eval_texts=[str(eval_file)], cloze_min_words=6, cpu_threads=1)
+    run_eval(store, lone, client, run_version=first.id)
+    assert STEPS["eval"].version_id(store, lone, run_version=first.id) is None  # seed 2's run not scored so
 
     compared = compare_runs(store, [first.id, other])
     mine, theirs = compared["runs"]
