@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -91,22 +92,27 @@ def run_step(
 
 class ProgressArtifact:
     """The step's task progress as a Prefect progress artifact, created on the first finished
-    task and updated at most once per percent so the API is not flooded."""
+    task. It is updated at most once per percent, and for a new description (the crawl's rates,
+    said once a second) at most every DESCRIPTION_EVERY_S or once at 100%, so the API is not flooded."""
 
-    def __init__(self, step: str):
-        self.step, self.artifact_id, self.shown = step, None, -1.0
+    DESCRIPTION_EVERY_S = 5.0
+
+    def __init__(self, step: str, clock: Callable[[], float] = time.monotonic):
+        self.step, self.clock, self.artifact_id, self.shown, self.said, self.said_at = step, clock, None, -1.0, "", 0.0
 
     def __call__(self, description: str, done: int, total: int) -> None:
         percent = round(100.0 * done / max(total, 1))
-        if percent <= self.shown:
+        now = self.clock()
+        new_words = description != self.said and (now - self.said_at >= self.DESCRIPTION_EVERY_S or percent >= 100)
+        if percent <= self.shown and not new_words:
             return
         if self.artifact_id is None:
             self.artifact_id = create_progress_artifact(
                 progress=percent, key=f"{self.step}-progress", description=description
             )
         else:
-            update_progress_artifact(self.artifact_id, progress=percent)
-        self.shown = percent
+            update_progress_artifact(self.artifact_id, progress=percent, description=description)
+        self.shown, self.said, self.said_at = max(percent, self.shown), description, now
 
 
 def summary_markdown(version: Version) -> str:
