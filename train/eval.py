@@ -52,15 +52,6 @@ def token_logprobs(model: torch.nn.Module, inputs: list[int], runtime: Runtime) 
     return F.log_softmax(logits[0].float(), dim=-1)
 
 
-def sequence_nats(model: torch.nn.Module, ids: Sequence[int], seq_len: int, runtime: Runtime) -> float:
-    """Total nats of ids[1:] given what precedes each, in context pieces of `seq_len`."""
-    total = 0.0
-    for inputs, targets in chunks(ids, seq_len):
-        logp = token_logprobs(model, inputs, runtime)
-        total -= float(logp[torch.arange(len(targets)), torch.tensor(targets, device=logp.device)].sum())
-    return total
-
-
 @dataclass(frozen=True)
 class TextScorer:
     """A model with its own tokenizer; `prefix_id` is the boundary token a document follows in the shards."""
@@ -72,15 +63,30 @@ class TextScorer:
     runtime: Runtime
 
 
-def text_set_bpb(scorer: TextScorer, texts: Sequence[str]) -> dict[str, Any]:
-    """Bits per byte of a text set, with the counted nats, bytes and tokens."""
-    nats, n_bytes, n_tokens = 0.0, 0, 0
+def text_set_bpb(scorer: TextScorer, texts: Sequence[str], batch_size: int = 8) -> dict[str, Any]:
+    """Bits per byte of a text set, with the counted nats, bytes and tokens: each text cut into
+    context pieces (`chunks`), `batch_size` pieces per forward pass."""
+    pieces, n_bytes, n_tokens = [], 0, 0
     for text, ids in zip(texts, scorer.sp.encode(list(texts))):
-        nats += sequence_nats(scorer.model, [scorer.prefix_id, *ids], scorer.seq_len, scorer.runtime)
+        pieces += chunks([scorer.prefix_id, *ids], scorer.seq_len)
         n_bytes += len(text.encode("utf-8", "surrogatepass"))
         n_tokens += len(ids)
-    return {"bpb": bits_per_byte(nats, n_bytes) if n_bytes else None, "eval_nats": nats,
+    tally = Tally()
+    for start in range(0, len(pieces), batch_size):
+        group = pieces[start:start + batch_size]
+        tally.add(scorer.model, right_padded([x for x, _ in group], 0), right_padded([t for _, t in group], IGNORE),
+                  scorer.runtime)
+    return {"bpb": bits_per_byte(tally.nats, n_bytes) if n_bytes else None, "eval_nats": tally.nats,
             "eval_bytes": n_bytes, "eval_tokens": n_tokens}
+
+
+def right_padded(rows: Sequence[Sequence[int]], fill: int) -> torch.Tensor:
+    """Rows of token ids as one (rows x longest) tensor, `fill` after each row's end. A causal model's
+    outputs at a row's positions do not depend on what follows them, so padded rows score as alone."""
+    out = torch.full((len(rows), max(len(row) for row in rows)), fill, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
 
 
 @dataclass
@@ -186,16 +192,22 @@ def continuation_logprobs(scorer: TextScorer, context: list[int], target: list[i
     return token_logprobs(scorer.model, ids[:-1], scorer.runtime)[-len(target):]
 
 
-def cloze_scores(scorer: TextScorer, items: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def cloze_scores(scorer: TextScorer, items: Sequence[tuple[str, str]], batch_size: int = 8) -> dict[str, Any]:
     """Accuracy (every target token the model's top choice) and mean log-likelihood of the last word,
-    as lm-evaluation-harness scores LAMBADA."""
+    as lm-evaluation-harness scores LAMBADA; `batch_size` items per forward pass."""
     correct, loglik = 0, 0.0
-    for context, word in items:
-        target = scorer.sp.encode(" " + word)
-        logp = continuation_logprobs(scorer, scorer.sp.encode(context), target)
-        wanted = torch.tensor(target, device=logp.device)
-        correct += bool(torch.equal(logp.argmax(-1), wanted))
-        loglik += float(logp[torch.arange(len(target)), wanted].sum())
+    for start in range(0, len(items), batch_size):
+        group = items[start:start + batch_size]
+        targets = [scorer.sp.encode(" " + word) for _, word in group]
+        inputs = [([scorer.prefix_id, *scorer.sp.encode(context)] + target)[-(scorer.seq_len + 1):-1]
+                  for (context, _), target in zip(group, targets)]
+        with torch.no_grad(), scorer.runtime.autocast():
+            logits, _ = scorer.model(right_padded(inputs, 0).to(scorer.runtime.device))
+        for row, (ids, target) in enumerate(zip(inputs, targets)):
+            logp = F.log_softmax(logits[row, len(ids) - len(target):len(ids)].float(), dim=-1)
+            wanted = torch.tensor(target, device=logp.device)
+            correct += bool(torch.equal(logp.argmax(-1), wanted))
+            loglik += float(logp[torch.arange(len(target)), wanted].sum())
     if not items:
         return {"cloze_acc": None, "cloze_loglik": None, "cloze_items": 0}
     return {"cloze_acc": correct / len(items), "cloze_loglik": loglik / len(items), "cloze_items": len(items)}

@@ -19,7 +19,7 @@ from tokenmill.corpus.store.step import (
     cached_version,
     commit_version,
 )
-from tokenmill.corpus.store.versions import Attempt, Store
+from tokenmill.corpus.store.versions import Attempt, Manifest, Store
 from tokenmill.tokenize.model import load_model, special_ids, tokenizer_info, tokenizer_model
 from tokenmill.tokenize.shards import Shard
 from tokenmill.train.checkpoint import run_model
@@ -63,7 +63,8 @@ def score_model(model: GPT, sp: Any, prefix_id: int, runtime: Runtime, eval_set:
     if model.cfg.causal:
         items = cloze_items(eval_set.texts, params.cloze_context_words, params.cloze_min_words,
                             params.cloze_max_items)
-        texts = {**text_set_bpb(scorer, eval_set.texts), **cloze_scores(scorer, items)}
+        texts = {**text_set_bpb(scorer, eval_set.texts, params.eval_batch_size),
+                 **cloze_scores(scorer, items, params.eval_batch_size)}
         rule = None
     else:
         if rule is None:
@@ -72,6 +73,23 @@ def score_model(model: GPT, sp: Any, prefix_id: int, runtime: Runtime, eval_set:
         texts = masked_text_scores(scorer, eval_set.texts, rule)
     return {**texts, **val_loss(model, windows, params.eval_batch_size, runtime, rule),
             "eval_sha256": eval_set.sha256}
+
+
+# What `score_model` may return; the settings that decide those figures, beside the eval set and the device.
+SCORES = ("bpb", "bpb_note", "eval_nats", "eval_bytes", "eval_tokens", "cloze_acc", "cloze_loglik", "cloze_items",
+          "mlm_loss", "mlm_acc", "mlm_unigram_acc", "mlm_tokens", "val_loss", "val_ppl", "val_tokens", "eval_sha256")
+SCORING = ("val_max_tokens", "eval_batch_size", "cloze_context_words", "cloze_min_words", "cloze_max_items",
+           "mlm_eval_select_rate")
+
+
+def scores_at_the_end(run: Manifest, params: ScoreParams, eval_set: EvalSet, runtime: Runtime) -> dict[str, Any] | None:
+    """The scores the train step gave the run's final weights, when scoring them again would repeat
+    them: the same eval set, scoring settings, device and torch (with `scores_from` naming the run);
+    else None. The pipeline's eval follows its train with the same settings: this halves its scoring."""
+    same = all(run.params.get(name) == getattr(params, name) for name in SCORING) and (
+        run.stats.get("eval_sha256"), run.stats.get("device"), run.stats.get("torch_version")
+    ) == (eval_set.sha256, str(runtime.device), torch.__version__)
+    return {**{k: run.stats[k] for k in SCORES if k in run.stats}, "scores_from": run.id} if same else None
 
 
 def task_entry(task: TaskData) -> dict[str, Any]:
@@ -124,7 +142,8 @@ def _eval(store: Store, params: EvalParams, force: bool, key: VersionKey, run_ve
         val = [Shard(p) for p in pack_shards(store, pack_version, "val")]
         rule = None if model.cfg.causal else tokenizer_mask_rule(store, tokenizer_version, params.mlm_eval_select_rate)
         sp = tokenizer_model(store, tokenizer_version)
-        scores = score_model(model, sp, boundary_id, runtime, eval_set, val, params, rule)
+        scores = scores_at_the_end(run, params, eval_set, runtime) or \
+            score_model(model, sp, boundary_id, runtime, eval_set, val, params, rule)
         downstream = task_scores(TextScorer(model, sp, boundary_id, model.cfg.seq_len, runtime), tasks, tuned)
         return Written([], {**scores, "tasks": downstream, "run_version": run_version, "device": str(runtime.device),
                             "torch_version": torch.__version__})

@@ -33,7 +33,8 @@ class ScoreParams(Settings):
     )
     eval_max_bytes: int = Field(default=2_000_000, ge=1, description="UTF-8 bytes of eval texts used (whole texts)")
     val_max_tokens: int = Field(default=1_000_000, ge=0, description="target tokens of the pack's val split scored")
-    eval_batch_size: int = Field(default=8, ge=1, description="val windows per forward pass")
+    eval_batch_size: int = Field(default=8, ge=1,
+                                 description="val windows, eval text pieces or cloze items per forward pass")
     cloze_context_words: int = Field(default=64, ge=1, description="words of context before the cloze's last word")
     cloze_min_words: int = Field(default=12, ge=2, description="shortest paragraph (in words) used as a cloze item")
     cloze_max_items: int = Field(default=500, ge=0, description="most cloze items scored")

@@ -55,11 +55,16 @@ def test_tiny_model_learns_the_shard(prepared, client):
     assert store.version_dir(run.id).split("/")[-2] == "runs"
     assert run_train(store, params(eval_file, steps=150, eval_every=50, checkpoint_every=200), client,
                      input_version=pack, tokenizer_version=tok).cached
+    # scored as the run's end was: its scores taken over; scored otherwise (3 pieces a batch): the same figures
     rescored = run_eval(store, EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5), client, run_version=run.id)
-    assert rescored.manifest.inputs == [run.id]
-    for name in ("bpb", "val_loss", "cloze_acc"):
-        assert rescored.manifest.stats[name] == pytest.approx(stats[name], rel=1e-5)
-    assert rescored.manifest.stats["eval_sha256"] == stats["eval_sha256"]
+    assert rescored.manifest.inputs == [run.id] and rescored.manifest.stats["scores_from"] == run.id
+    recomputed = run_eval(store, EvalParams(eval_texts=[str(eval_file)], cloze_min_words=5, eval_batch_size=3), client,
+                          run_version=run.id)
+    assert "scores_from" not in recomputed.manifest.stats
+    for name in ("bpb", "val_loss", "cloze_acc", "cloze_loglik"):
+        assert rescored.manifest.stats[name] == stats[name]
+        assert recomputed.manifest.stats[name] == pytest.approx(stats[name], rel=1e-5)
+    assert recomputed.manifest.stats["eval_sha256"] == stats["eval_sha256"]
 
 
 class Killed(Exception):
