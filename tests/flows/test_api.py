@@ -9,11 +9,13 @@ from tokenmill.flows.api import EarlyAPI
 
 
 def test_a_running_api_is_used_and_nothing_starts(prefect_api):
-    with EarlyAPI() as api:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # This process's Prefect settings may predate the fixture's environment: state the API as a profile would.
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}), EarlyAPI() as api:
         assert api.process is None
         with api.serving():
-            from prefect.settings import PREFECT_API_URL
-
+            assert api.process is None
             assert PREFECT_API_URL.value() == prefect_api
 
 
