@@ -4,9 +4,9 @@ One Dask task per page cost the crawl's driver more than the extraction itself: 
 its body pass through the scheduler (in the driver's process on a LocalCluster) and each result
 was awaited by a thread of its own; measured on 2 cores, a task cost the driver 3.7 ms against
 1 ms per page in batches of 32. Here pages queue until MAX_BATCH_PAGES are waiting, the oldest
-has waited LINGER_S, or the level ends, and go as one task when a worker thread is free. Pages
-queued and in flight are bounded: while MAX_QUEUED_PAGES are, no request starts (`ready`), so a
-fast site cannot fill the driver's memory with bodies while the workers catch up.
+has waited LINGER_S, or the level ends, and go as one task while fewer batches than worker threads
+plus one are out. Pages queued and in flight are bounded: while MAX_QUEUED_PAGES are, no request
+starts (`ready`), so a fast site cannot fill the driver's memory with bodies while the workers catch up.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ class Extractor:
 
     def __init__(self, client: Any, strip_params: tuple[str, ...], timeout_s: float, done: Done):
         self.client, self.strip_params, self.timeout_s, self.done = client, strip_params, timeout_s, done
-        self.slots = max(1, sum(client.nthreads().values()))
+        # One batch more than the workers have threads: a worker that finishes finds the next one
+        # waiting at the scheduler rather than idling while its result goes round through the driver.
+        self.slots = max(1, sum(client.nthreads().values())) + 1
         self.queued: deque[Extraction] = deque()
         self.alone: deque[Extraction] = deque()
         self.in_flight = 0

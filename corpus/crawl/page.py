@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 SNIFF_BYTES = 4096
+BASE_TAG = re.compile(r"<base", re.IGNORECASE)
 
 
 def media_type(content_type: str | None) -> str:
@@ -57,10 +58,12 @@ def page_charset(body: bytes, content_type: str | None) -> str:
     return charset
 
 
-def page_links(tree: HTMLTree, base_url: str, strip_params: tuple[str, ...] = ()) -> list[str]:
+def page_links(tree: HTMLTree, base_url: str, strip_params: tuple[str, ...] = (), html: str | None = None) -> list[str]:
     """The normalized targets of the page's `<a href>` links, resolved against `<base href>` or the
-    page URL, each once, in page order (done here on the worker, not on the crawl's event loop)."""
-    base = tree.document.query_selector("base[href]")
+    page URL, each once, in page order (done here on the worker, not on the crawl's event loop).
+    Given the page's `html`, a page without "<base" in it skips the search of its tree for one
+    (0.05 ms for the text against 0.15 ms for the tree, per 54 KB page)."""
+    base = tree.document.query_selector("base[href]") if html is None or BASE_TAG.search(html) else None
     if base is not None:
         base_url = urljoin(base_url, base.getattr("href") or "")
     # `.values()`: iterating the collection itself costs O(n) per element in resiliparse 2.0
@@ -101,7 +104,7 @@ def extract_page(body: bytes, content_type: str | None, url: str,
     if media_type(content_type) != "text/html":
         return text.strip(), []
     tree = HTMLTree.parse(text)
-    page = html_to_text(tree).strip(), page_links(tree, url, strip_params)
+    page = html_to_text(tree).strip(), page_links(tree, url, strip_params, text)
     # Dask's profiler may hold this frame after return; a tree freed from its thread logs an error.
     del tree
     return page

@@ -150,6 +150,16 @@ def test_links_resolved_through_the_folder_cache_as_one_by_one(page: str) -> Non
         assert page_links(tree, page, ("utm_source",)) == list(dict.fromkeys(e for e in expected if e))
 
 
+@pytest.mark.parametrize("head", ["", '<BASE href="http://other.org/docs/">', '<base target="_top">',
+                                  "<title>about &lt;base&gt;</title>"])
+def test_a_base_element_is_looked_for_only_where_the_html_names_one(head: str) -> None:
+    html = f'<html><head>{head}</head><body><a href="x.html">x</a><a href="/y.html">y</a></body></html>'
+    tree = HTMLTree.parse(html)
+    assert page_links(tree, "http://h.org/a/b.html", (), html) == page_links(tree, "http://h.org/a/b.html")
+    assert page_links(tree, "http://h.org/a/b.html", (), html)[0] == (
+        "http://other.org/docs/x.html" if "BASE href" in head else "http://h.org/a/x.html")
+
+
 def test_a_pages_links_cost_the_same_each_however_many_it_has() -> None:
     """Iterating resiliparse's node collection costs O(n) per element: a reference page of 400 links
     took 0.4 s, so a crawl slowed the further it got into link-heavy pages (issue 21)."""
