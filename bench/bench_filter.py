@@ -14,6 +14,7 @@ of each heuristic filter alone with datatrove's on 3,000 real docs, under both p
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -38,18 +39,28 @@ from run import real_texts  # noqa: E402
 
 
 def timed_row(store: Store, client: Any, case: str, params: FilterParams, input_version: str) -> dict:
+    """Wall time, and the CPU time the workers spent: on a shared machine the per-worker rate that load
+    does not stretch (`mb_per_worker_cpu_s`, MB per CPU second of one worker)."""
+    cpu = workers_cpu(client)
     start = time.perf_counter()
     version = run_filter(store, params, client, input_version=input_version)
     wall = time.perf_counter() - start
+    cpu = workers_cpu(client) - cpu
     stats = store.read_json(version.id, "stats.json")
     row = result_row("filter", case, stats, wall, client)
     # stats' bytes_in counts the texts as the step wrote them (C4 rewrites): the input is the load's output
     mb = store.manifest(input_version).stats["bytes_out"] / 2**20
     workers = row["workers"]
     row.update(mb=round(mb, 2), mb_per_s=round(mb / wall, 2), mb_per_s_per_worker=round(mb / wall / workers, 2))
-    row["docs_out"] = stats["docs_out"]
+    row.update(worker_cpu_s=round(cpu, 2), mb_per_worker_cpu_s=round(mb / cpu, 2))
+    row.update(load_1m=round(os.getloadavg()[0], 2), docs_out=stats["docs_out"])
     row["signals_computed"] = sum(stats["signals"]["computed_docs"].values())
     return row
+
+
+def workers_cpu(client: Any) -> float:
+    """CPU seconds the cluster's worker processes have spent so far, added up."""
+    return sum(client.run(time.process_time).values())
 
 
 def bench(size_mb: float, workdir: pathlib.Path, client: Any) -> list[dict]:
@@ -76,38 +87,44 @@ def per_filter_rows(parts: list[str], params: FilterParams, max_mb: float = 10) 
         batches += read_batches(url, columns=["text", "source"])
         if sum(text_bytes(t) for t in batches) >= max_mb * 2**20:
             break
-    seconds = dict.fromkeys(params.filters, 0.0)
+    seconds = {name: [0.0, 0.0] for name in params.filters}  # wall, CPU
     for measuring, tables in ((False, batches[:1]), (True, batches)):
         for table in tables:
             batch = TextBatch(table)
             for name in params.filters:
                 spec, settings = FILTERS[name], getattr(params, name)
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 if isinstance(spec, TransformSpec):
                     texts = spec.apply(batch.texts, settings)[0]
                     batch = TextBatch(table.set_column(table.schema.get_field_index("text"), "text", texts))
                 else:
                     batch = spec.signals_of(batch, settings)[1]
                 if measuring:
-                    seconds[name] += time.perf_counter() - start
+                    seconds[name][0] += time.perf_counter() - start
+                    seconds[name][1] += time.process_time() - cpu
     mb = sum(text_bytes(t) for t in batches) / 2**20
-    rows = [one_process_row(f"{name} signals, one process", mb, wall) for name, wall in seconds.items()]
-    return rows + [one_process_row("all filters' signals, one process", mb, sum(seconds.values()))]
+    rows = [one_process_row(f"{name} signals, one process", mb, *spent) for name, spent in seconds.items()]
+    total = [sum(spent[k] for spent in seconds.values()) for k in (0, 1)]
+    return rows + [one_process_row("all filters' signals, one process", mb, *total)]
 
 
 def text_bytes(table: pa.Table) -> int:
     return int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
 
 
-def one_process_row(case: str, mb: float, wall: float) -> dict:
+def one_process_row(case: str, mb: float, wall: float, cpu: float) -> dict:
+    """Wall and CPU time: on a shared machine the CPU time is the figure that load does not stretch as much."""
     return {
         "step": "filter",
         "case": case,
         "mb": round(mb, 2),
         "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
         "mb_per_s": round(mb / wall, 2),
+        "mb_per_cpu_s": round(mb / cpu, 2),
         "workers": 1,
         "mb_per_s_per_worker": round(mb / wall, 2),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -147,11 +164,12 @@ def compare(size_mb: float, workers: int, workdir: pathlib.Path, datatrove_pytho
         store = ["--store", str(workdir / f"store-{len(rows)}"), "--set", f"dask.n_workers={workers}", "--json"]
         _, out = timed([*tokenmill, "run", "load", *store, "--set", f"load.paths=['{shards}/*.jsonl']"])
         wall, out = timed([*tokenmill, "run", "filter", "--from", json.loads(out)["load"], *store, *settings])
-        rows.append({"tool": case, "docs": docs, "mb": round(mb, 1), "wall_s": round(wall, 2)})
+        rows.append({"tool": case, "docs": docs, "mb": round(mb, 1), "wall_s": round(wall, 2),
+                     "load_1m": round(os.getloadavg()[0], 2)})
     wall, _ = timed([datatrove_python, str(pathlib.Path(__file__).parent / "filter_baselines.py"), "run",
                      str(shards), str(workdir / "datatrove"), "--workers", str(workers)])
     rows.append({"tool": "datatrove 0.10.1, the four heuristic filters", "docs": docs, "mb": round(mb, 1),
-                 "wall_s": round(wall, 2)})
+                 "wall_s": round(wall, 2), "load_1m": round(os.getloadavg()[0], 2)})
     for row in rows:
         row["mb_per_s"] = round(mb / row["wall_s"], 2)
         row["x_faster_than_datatrove"] = round(rows[-1]["wall_s"] / row["wall_s"], 1)

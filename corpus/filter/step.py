@@ -291,10 +291,14 @@ def compute_and_decide(store: Store, client: Any, params: FilterParams, plan: Fi
             for i, url in enumerate(plan.parts)
         ]
         results = list(track(futures, f"{STEP} {plan.key.id}"))
-        computed = commit_signals(signal_attempts, input_version, missing, [signals for _, signals in results])
     except BaseException:
         for each in attempts:
             each.abort()
+        raise
+    try:  # a committed signals version stays (aborting it would remove it on object stores)
+        computed = commit_signals(signal_attempts, input_version, missing, [signals for _, signals in results])
+    except BaseException:
+        attempt.abort()
         raise
     files = [entry for part, _ in results for entry in part.files]
     docs = functools.reduce(DocStats.merge, (part.stats for part, _ in results), DocStats())
