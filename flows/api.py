@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tokenmill.corpus.store.errors import ServiceError
+from tokenmill.flows.env import PREFECT_DEFAULTS
 
 # Prefect's settings for the server process it starts itself: no UI, ephemeral mode.
 SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
@@ -70,7 +71,8 @@ class EarlyAPI:
         command = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory",
                    "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
                    "--log-level", "error", "--lifespan", "on"]
-        self.process = subprocess.Popen(command, env={**os.environ, **SERVER_ENV}, stdin=subprocess.DEVNULL)
+        env = {**PREFECT_DEFAULTS, **os.environ, **SERVER_ENV}  # no telemetry from a server that lives one run
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
 
     def _stop(self) -> None:
         if self.process is None:

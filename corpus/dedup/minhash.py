@@ -14,14 +14,6 @@ from functools import lru_cache
 
 import numba
 import numpy as np
-from datasketch import MinHash
-from datasketch.minhash import (
-    _SCHEME_DTYPES,
-    _SCHEME_MAX_HASHES,
-    _fmix,
-    _max_hash,
-    _mersenne_prime,
-)
 
 from tokenmill.corpus.dedup import sha1
 
@@ -32,6 +24,17 @@ _SPACE = 32
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _BAND_SALT = np.uint64(0x9E3779B97F4A7C15)
+# datasketch 2's constants (datasketch/minhash.py), written out: importing datasketch imports scipy
+# (about 1 s on the driver and on every worker, before a step's first task).
+_MERSENNE_PRIME = np.uint64((1 << 61) - 1)
+_MAX_HASH = np.uint64((1 << 32) - 1)
+_SCHEME_DTYPES = {"legacy": np.uint64, "affine32": np.uint32, "affine64": np.uint64}
+_SCHEME_MAX_HASHES = {"legacy": _MAX_HASH, "affine32": np.uint32((1 << 32) - 1), "affine64": np.uint64((1 << 64) - 1)}
+# MurmurHash3's finalizer per width: (shift, multiplier, shift, multiplier, shift)
+_FMIX_CONSTANTS = {
+    32: (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16)),
+    64: (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(33), np.uint64(0xC4CEB9FE1A85EC53), np.uint64(33)),
+}
 
 
 def normalize(text: str, strip_punctuation: bool = True, normalize_digits: bool = False) -> str:
@@ -175,9 +178,16 @@ def hash_spans(buffer: bytes, starts: np.ndarray, stops: np.ndarray, width: int)
 
 @lru_cache(maxsize=16)
 def permutations(num_perm: int, seed: int, scheme: str) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's own permutation parameters (a, b) for these settings."""
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
-    return np.asarray(a), np.asarray(b)
+    """datasketch's permutation parameters (a, b) for these settings (`MinHash._init_permutations`):
+    drawn from numpy's RandomState(seed); an odd `a` for the affine schemes."""
+    gen = np.random.RandomState(seed)
+    if scheme == "legacy":
+        a, b = np.array([(gen.randint(1, _MERSENNE_PRIME, dtype=np.uint64), gen.randint(0, _MERSENNE_PRIME, dtype=np.uint64))
+                         for _ in range(num_perm)], dtype=np.uint64).T
+        return a, b
+    width, dtype = width_of(scheme), _SCHEME_DTYPES[scheme]
+    a = gen.randint(0, 1 << (width - 1), num_perm, dtype=dtype) * dtype(2) + dtype(1)
+    return a, gen.randint(0, 1 << width, num_perm, dtype=dtype)
 
 
 def signatures(hashes: np.ndarray, counts: np.ndarray, num_perm: int, seed: int, scheme: str) -> np.ndarray:
@@ -190,11 +200,11 @@ def signatures(hashes: np.ndarray, counts: np.ndarray, num_perm: int, seed: int,
     dtype = _SCHEME_DTYPES[scheme]
     out = np.full((len(counts), num_perm), _SCHEME_MAX_HASHES[scheme], dtype=dtype)
     if scheme == "legacy":
-        values, modulus = hashes.astype(np.uint64), np.uint64(_mersenne_prime)
+        values, modulus = hashes.astype(np.uint64), _MERSENNE_PRIME
     else:
-        values, modulus = _fmix(hashes.astype(dtype), width_of(scheme)), np.uint64(0)
+        values, modulus = fmix(hashes.astype(dtype), width_of(scheme)), np.uint64(0)
     _minimum_permuted(values, np.asarray(counts, dtype=np.int64), a.astype(dtype), b.astype(dtype), modulus,
-                      np.uint64(_max_hash), out)
+                      _MAX_HASH, out)
     return out
 
 
@@ -220,6 +230,16 @@ def _minimum_permuted(values: np.ndarray, counts: np.ndarray, a: np.ndarray, b: 
         start += counts[doc]
 
 
+def fmix(values: np.ndarray, width: int) -> np.ndarray:
+    """MurmurHash3's finalizer, a bijection on [0, 2^width) that spreads the bits (datasketch's `_fmix`)."""
+    s1, m1, s2, m2, s3 = _FMIX_CONSTANTS[width]
+    values = values ^ (values >> s1)
+    values = values * m1
+    values = values ^ (values >> s2)
+    values = values * m2
+    return values ^ (values >> s3)
+
+
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(docs x bands) 64-bit bucket keys; the band index is mixed in, so a key names (band, bucket).
 
@@ -230,7 +250,7 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     keys = np.broadcast_to(_FNV_OFFSET ^ (np.arange(bands, dtype=np.uint64) * _BAND_SALT), (n, bands)).copy()
     for j in range(rows):
         keys = (keys ^ values[:, :, j]) * _FNV_PRIME
-    return _fmix(keys, 64)
+    return fmix(keys, 64)
 
 
 def estimated_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
