@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,6 +114,16 @@ def test_a_cluster_started_early_is_the_one_handed_out_and_closed_when_nobody_ta
     while worker_processes() > baseline and time.monotonic() < deadline:
         time.sleep(0.2)
     assert worker_processes() == baseline
+
+
+def test_an_early_clusters_workers_import_the_modules_asked_for_before_any_task():
+    settings = DaskSettings(n_workers=1)
+    module = "tokenmill.corpus.dedup.minhash"  # numba: nothing a worker imports by itself
+    with early_cluster(settings, [module]), dask_client(settings) as client:
+        deadline = time.monotonic() + 60
+        while not all(client.run(lambda: module in sys.modules).values()):
+            assert time.monotonic() < deadline, "the workers never imported it"
+            time.sleep(0.2)
 
 
 def worker_processes() -> int:
