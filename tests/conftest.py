@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -42,39 +43,40 @@ def client() -> Iterator[Any]:
         yield dask
 
 
-@pytest.fixture(scope="session", autouse=True)
-def prefect_api(tmp_path_factory) -> Iterator[str]:
-    """One real Prefect server for every `tokenmill` process the tests start: without it each CLI
-    run starts Prefect's ephemeral server of its own, seconds each on two cores."""
-    import httpx
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the session's Prefect server before collection, so it boots while the test modules import."""
+    global _SESSION_API
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    from tokenmill.flows.api import EarlyAPI
 
-    home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_API_HOST": "127.0.0.1",
-           "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    log = home / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    home, os.environ["PREFECT_HOME"] = os.environ.get("PREFECT_HOME"), tempfile.mkdtemp(prefix="prefect-server-")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"Prefect server not healthy: {log.read_text()[-3000:]}"
-            time.sleep(0.5)
-        os.environ["PREFECT_API_URL"] = api
-        yield api
+        _SESSION_API = EarlyAPI().__enter__()  # Prefect's own temporary-server command, on a free port
+    finally:
+        if home is None:
+            os.environ.pop("PREFECT_HOME")
+        else:
+            os.environ["PREFECT_HOME"] = home
+
+
+_SESSION_API: Any = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api() -> Iterator[str]:
+    """One real Prefect server for every `tokenmill` process the tests start: without it each CLI
+    run starts Prefect's temporary server of its own, seconds each on two cores."""
+    if _SESSION_API is None:  # the user's own, named by PREFECT_API_URL
+        yield os.environ["PREFECT_API_URL"]
+        return
+    try:
+        _SESSION_API.wait_until_answering()
+        os.environ["PREFECT_API_URL"] = _SESSION_API.url
+        yield _SESSION_API.url
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        server.terminate()
-        server.wait(timeout=30)
+        _SESSION_API.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
