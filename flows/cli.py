@@ -158,6 +158,7 @@ def train(
     step_of(from_version, "--from")
     from tokenmill.corpus.store.versions import Store
     from tokenmill.flows.config import load_config
+    from tokenmill.train.keys import seed_params
     from tokenmill.train.loop import run_train
 
     launch = {"train.nproc_per_node": nproc_per_node, "train.nnodes": nnodes, "train.rdzv_endpoint": rdzv_endpoint}
@@ -171,13 +172,18 @@ def train(
         raise InputError(f"--from: '{from_version}' is a {pack.step} version; train reads a pack version")
     for vid in (pack.id, pack.inputs[1]):  # what training reads: the shards and their tokenizer
         st.check_files(vid)
-    version = run_train(st, cfg.train, None, force=force, input_version=pack.id, tokenizer_version=pack.inputs[1])
+    runs = [run_train(st, each, None, force=force, input_version=pack.id, tokenizer_version=pack.inputs[1])
+            for each in seed_params(cfg.train)]  # one run per seed of train.seeds, in order
     if as_json:
-        out.print_json(json.dumps({"train": version.id}))
+        seeds = {"seeds": {str(each.manifest.params["seed"]): each.id for each in runs}} if cfg.train.seeds else {}
+        out.print_json(json.dumps({"train": runs[0].id, **seeds}))
         return
-    figures = version.manifest.stats
-    out.print(f"train {version.id} {'cached' if version.cached else 'committed'}: bpb {_figure(figures.get('bpb'))}, "
-              f"{figures.get('world_size')} rank(s), {_fmt(figures.get('tokens'))} tokens")
+    for version in runs:
+        figures = version.manifest.stats
+        seed = f" (seed {version.manifest.params['seed']})" if cfg.train.seeds else ""
+        out.print(f"train {version.id}{seed} {'cached' if version.cached else 'committed'}: "
+                  f"bpb {_figure(figures.get('bpb'))}, {figures.get('world_size')} rank(s), "
+                  f"{_fmt(figures.get('tokens'))} tokens")
 
 
 @app.command()

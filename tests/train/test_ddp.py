@@ -102,3 +102,22 @@ def test_killed_job_on_s3_resumes_from_the_checkpoint_there(s3_bucket, client, m
             .to_pylist()] == list(range(1, 61))
     assert not store.fs.glob(f"{store.root}/runs/.work/*/checkpoint-*.pt", refresh=True)
     assert not list(tmp_path.iterdir())  # the driver's directory holds no store files
+
+
+def test_the_train_command_trains_and_reports_one_run_per_seed(store, make_pack, tmp_path):
+    pack, _, eval_file = make_pack(store)
+    sets = {**BASE, "steps": 2, "eval_texts": [str(eval_file)], "seeds": [1, 2]}
+    command = ["tokenmill", "train", "--from", pack, "--store", store.url]
+    for key, value in sets.items():
+        command += ["--set", f"train.{key}={json.dumps(value)}"]
+    done = subprocess.run([*command, "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = json.loads(done.stdout)
+    assert set(said["seeds"]) == {"1", "2"} and said["train"] == said["seeds"]["1"]
+    for seed, run_id in said["seeds"].items():
+        assert store.manifest(run_id).params["seed"] == int(seed)
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = [line for line in again.stdout.splitlines() if line.startswith("train ")]
+    assert len(lines) == 2, again.stdout
+    for line, seed in zip(lines, ["1", "2"]):
+        assert line.startswith(f"train {said['seeds'][seed]} (seed {seed}) cached: bpb "), line
