@@ -48,9 +48,11 @@ class EarlyAPI:
     """`with EarlyAPI() as api:` starts the server process (if one is wanted); `with api.serving():`
     waits until it answers and runs Prefect against it; leaving the outer block stops it."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        """`env`: settings for the server process beyond this process's environment (a PREFECT_HOME)."""
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.env = env or {}
 
     def __enter__(self) -> EarlyAPI:
         if _wants_temporary_server():
@@ -71,7 +73,7 @@ class EarlyAPI:
         command = [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect_dir.parent), "--factory",
                    "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
                    "--log-level", "error", "--lifespan", "on"]
-        env = {**PREFECT_DEFAULTS, **os.environ, **SERVER_ENV}  # no telemetry from a server that lives one run
+        env = {**PREFECT_DEFAULTS, **os.environ, **self.env, **SERVER_ENV}  # no telemetry from a one-run server
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
 
     def _stop(self) -> None:

@@ -114,8 +114,8 @@ def run(
     else:
         for name in order:
             STEPS[name].check(getattr(cfg, name))
-        first_module = STEPS[order[0]].runner.partition(":")[0] if order else None
-        with EarlyAPI() as api, early_cluster(cfg.dask, [first_module] if first_module else []):
+        first_module = [STEPS[order[0]].runner.partition(":")[0]] if order else []
+        with EarlyAPI() as api, early_cluster(cfg.dask, first_module):
             from tokenmill.flows.pipeline import pipeline
 
             quiet_flow_failures()

@@ -43,6 +43,9 @@ def client() -> Iterator[Any]:
         yield dask
 
 
+_SESSION_API: Any = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Start the session's Prefect server before collection, so it boots while the test modules import."""
     global _SESSION_API
@@ -50,17 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from tokenmill.flows.api import EarlyAPI
 
-    home, os.environ["PREFECT_HOME"] = os.environ.get("PREFECT_HOME"), tempfile.mkdtemp(prefix="prefect-server-")
-    try:
-        _SESSION_API = EarlyAPI().__enter__()  # Prefect's own temporary-server command, on a free port
-    finally:
-        if home is None:
-            os.environ.pop("PREFECT_HOME")
-        else:
-            os.environ["PREFECT_HOME"] = home
-
-
-_SESSION_API: Any = None
+    # Prefect's own temporary-server command, on a free port, with a database of its own
+    _SESSION_API = EarlyAPI(env={"PREFECT_HOME": tempfile.mkdtemp(prefix="prefect-server-")}).__enter__()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -182,8 +182,9 @@ def permutations(num_perm: int, seed: int, scheme: str) -> tuple[np.ndarray, np.
     drawn from numpy's RandomState(seed); an odd `a` for the affine schemes."""
     gen = np.random.RandomState(seed)
     if scheme == "legacy":
-        a, b = np.array([(gen.randint(1, _MERSENNE_PRIME, dtype=np.uint64), gen.randint(0, _MERSENNE_PRIME, dtype=np.uint64))
-                         for _ in range(num_perm)], dtype=np.uint64).T
+        pairs = [(gen.randint(1, _MERSENNE_PRIME, dtype=np.uint64), gen.randint(0, _MERSENNE_PRIME, dtype=np.uint64))
+                 for _ in range(num_perm)]
+        a, b = np.array(pairs, dtype=np.uint64).T
         return a, b
     width, dtype = width_of(scheme), _SCHEME_DTYPES[scheme]
     a = gen.randint(0, 1 << (width - 1), num_perm, dtype=dtype) * dtype(2) + dtype(1)
