@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import pathlib
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -158,15 +156,10 @@ def labelled_input(docs: int) -> tuple[pathlib.Path, list[tuple[str, str, float]
     return path, [tuple(p) for p in json.loads(labels.read_text())], texts
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})})
-    return time.perf_counter() - start, done.stdout
-
-
 def compare(docs: int, threshold: float, workers: int, workdir: pathlib.Path) -> list[dict]:
     """The whole commands on one labelled input, each with its wall and its scores."""
-    quality = _sibling("dedup_quality")
+    quality, run = _sibling("dedup_quality"), _sibling("run")
+    timed = run.timed
     path, pairs, texts = labelled_input(docs)
     mb = path.stat().st_size / 2**20
     tokenmill = [sys.executable, "-c", "from tokenmill.flows.cli import main; main()"]
@@ -199,6 +192,11 @@ def compare(docs: int, threshold: float, workers: int, workdir: pathlib.Path) ->
         api.wait_until_answering()
         wall, _ = timed([*dedup, "--force"], env={"PREFECT_API_URL": api.url})
     rows.append({"tool": "tokenmill run dedup (Prefect server running)", "wall_s": round(wall, 2)})
+    with run.daemon_running(workers, workdir) as env:  # `tokenmill daemon start` before: the command, then a rerun
+        daemon = [*run.TOKENMILL, *dedup[len(tokenmill):], "--force"]
+        walls = [timed(daemon, env)[0] for _ in range(2)]
+    rows.append({"tool": "tokenmill run dedup (daemon running)", "wall_s": round(walls[0], 2),
+                 "rerun_wall_s": round(walls[1], 2)})
     for tool in ("datasketch", "rensa"):
         output = workdir / f"{tool}.json"
         wall, _ = timed([sys.executable, str(pathlib.Path(__file__).parent / "dedup_baselines.py"), tool, str(path),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import time
 from typing import Any
@@ -35,7 +34,7 @@ from tokenmill.corpus.store.versions import Store
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from bench_clean import result_row, write_corpus  # noqa: E402  the same real-text corpus as the clean bench
-from run import real_texts  # noqa: E402
+from run import TOKENMILL, daemon_running, real_texts, timed  # noqa: E402
 
 
 def timed_row(store: Store, client: Any, case: str, params: FilterParams, input_version: str) -> dict:
@@ -134,12 +133,6 @@ def one_process_row(case: str, mb: float, wall: float, cpu: float) -> dict:
 HEURISTIC = ["gopher_repetition", "gopher_quality", "c4", "fineweb"]  # datatrove's four, in FineWeb's order
 
 
-def timed(command: list[str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return time.perf_counter() - start, done.stdout
-
-
 def sharded_input(size_mb: float, folder: pathlib.Path, shards: int = 8) -> int:
     """The bench corpus as `shards` JSONL files (datatrove gives each task whole files); returns docs."""
     whole = folder.parent / "whole.jsonl"
@@ -169,6 +162,14 @@ def compare(size_mb: float, workers: int, workdir: pathlib.Path, datatrove_pytho
         wall, out = timed([*tokenmill, "run", "filter", "--from", json.loads(out)["load"], *store, *settings])
         rows.append({"tool": case, "docs": docs, "mb": round(mb, 1), "wall_s": round(wall, 2),
                      "load_1m": round(os.getloadavg()[0], 2)})
+    with daemon_running(workers, workdir) as env:  # `tokenmill daemon start` before: the command, then a rerun
+        store = ["--store", str(workdir / "store-daemon"), "--set", f"dask.n_workers={workers}", "--json"]
+        _, out = timed([*TOKENMILL, "run", "load", *store, "--set", f"load.paths=['{shards}/*.jsonl']"], env)
+        command = [*TOKENMILL, "run", "filter", "--from", json.loads(out)["load"], *store, "--force"]
+        walls = [timed(command, env)[0] for _ in range(2)]
+    rows.append({"tool": "tokenmill run filter (every default filter, daemon running)", "docs": docs,
+                 "mb": round(mb, 1), "wall_s": round(walls[0], 2), "rerun_wall_s": round(walls[1], 2),
+                 "load_1m": round(os.getloadavg()[0], 2)})
     wall, _ = timed([datatrove_python, str(pathlib.Path(__file__).parent / "filter_baselines.py"), "run",
                      str(shards), str(workdir / "datatrove"), "--workers", str(workers)])
     rows.append({"tool": "datatrove 0.10.1, the four heuristic filters", "docs": docs, "mb": round(mb, 1),

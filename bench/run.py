@@ -14,6 +14,8 @@ import functools
 import importlib.util
 import io
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -29,6 +31,28 @@ from rich.table import Table
 
 BENCH_DIR = Path(__file__).resolve().parent
 MB = 2**20
+# The `tokenmill` executable as installed: through the daemon when one answers.
+TOKENMILL = [sys.executable, "-c", "from tokenmill.flows.entry import main; main()"]
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    """A whole command's wall time from start to exit, and its stdout; `env` added to this process's."""
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})})
+    return time.perf_counter() - start, done.stdout
+
+
+@contextmanager
+def daemon_running(workers: int, workdir: Path) -> Iterator[dict[str, str]]:
+    """A tokenmill daemon (`tokenmill daemon start`) with `workers` workers while the block runs; yields
+    the environment variables that point `tokenmill` at it."""
+    env = {"TOKENMILL_DAEMON_SOCKET": str(workdir / "daemon.sock")}
+    command = [*TOKENMILL, "daemon", "start", "--set", f"dask.n_workers={workers}"]
+    subprocess.run(command, env={**os.environ, **env}, check=True, capture_output=True)
+    try:
+        yield env
+    finally:
+        subprocess.run([*TOKENMILL, "daemon", "stop"], env={**os.environ, **env}, check=True, capture_output=True)
 
 
 def real_texts(max_mb: float = 24) -> list[str]:

@@ -61,7 +61,7 @@ class EarlyAPI:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
-        self._stop()
+        self.stop()
 
     @property
     def url(self) -> str:
@@ -76,7 +76,8 @@ class EarlyAPI:
         env = {**PREFECT_DEFAULTS, **os.environ, **self.env, **SERVER_ENV}  # no telemetry from a one-run server
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
+        """Stop the server process, if one runs."""
         if self.process is None:
             return
         self.process.terminate()
@@ -102,7 +103,7 @@ class EarlyAPI:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                self._stop()
+                self.stop()
                 raise ServiceError(f"the temporary Prefect server did not answer within {timeout:g} s "
                                    f"(raise {STARTUP_TIMEOUT_ENV}, or set PREFECT_API_URL to a running server)")
             time.sleep(0.05)
@@ -114,7 +115,7 @@ class EarlyAPI:
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         if self.process is not None and PREFECT_API_URL.value():
-            self._stop()
+            self.stop()
         if self.process is None:
             yield
             return

@@ -29,6 +29,13 @@ out = Console()
 err = Console(stderr=True)
 
 
+def fresh_consoles() -> None:
+    """Consoles made anew for this process's terminal: rich settles colours when a Console is made,
+    and the daemon's runs are forked from a process that made these without one."""
+    global out, err
+    out, err = Console(), Console(stderr=True)
+
+
 class OneLineErrors(TyperGroup):
     """Typed errors become one line on stderr and exit code 2 (fix) or 1 (retry), here rather than in
     `main`, so in-process callers (typer's CliRunner) see what users see. Anything else is a bug and
@@ -467,6 +474,60 @@ def settings(
     if section is not None and section not in sections:
         raise ConfigError(f"no config section '{section}'; sections: {', '.join(sections)}")
     typer.echo(settings_toml([section] if section else sections))
+
+
+daemon_app = typer.Typer(help="A daemon that keeps Prefect, a Prefect server and a Dask cluster warm, so each "
+                         "`tokenmill` command starts in milliseconds rather than seconds.", no_args_is_help=True)
+app.add_typer(daemon_app, name="daemon")
+
+
+def _say_daemon(answer: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(answer))
+        return
+    running = ", ".join(" ".join(r["argv"]) for r in answer["running"]) or "none"
+    err.print(f"daemon pid {answer['pid']}: Prefect API {answer['prefect_api']}, Dask {answer['dask']}, "
+              f"{answer['served']} commands served, running: {running}", highlight=False, soft_wrap=True)
+
+
+@daemon_app.command("start")
+def daemon_start(
+    config: Optional[str] = ConfigOption,
+    sets: list[str] = typer.Option([], "--set", "-s", help="override a dask setting: dask.key=value."),
+    foreground: bool = typer.Option(False, "--foreground", help="run in this terminal until Ctrl-C."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Start the daemon, its cluster sized by the config's dask settings; later commands run in it, on
+    its cluster when their dask settings are the same (else on one of their own, as usual)."""
+    from tokenmill.flows.config import load_config
+    from tokenmill.flows.daemon import control
+
+    cfg = load_config(config, _overrides(sets, None))
+    if cfg.dask.resolved_address():
+        raise ConfigError("dask.address names a cluster already: the daemon keeps a LocalCluster of its own")
+    _say_daemon(control.start(cfg.dask, foreground), as_json)
+
+
+@daemon_app.command("status")
+def daemon_status(as_json: bool = JsonOption) -> None:
+    """Say whether a daemon runs, with its Prefect API, cluster settings and running commands (exit 1 if none)."""
+    from tokenmill.flows.daemon import control, wire
+
+    answer = control.status()
+    if answer is None:
+        err.print(f"no tokenmill daemon answers at {wire.socket_path()}", highlight=False)
+        raise typer.Exit(1)
+    _say_daemon(answer, as_json)
+
+
+@daemon_app.command("stop")
+def daemon_stop() -> None:
+    """Stop the daemon, its Prefect server and cluster (commands running in it are stopped)."""
+    from tokenmill.flows.daemon import control
+
+    answer = control.stop()
+    err.print("no tokenmill daemon was running" if answer is None else f"daemon pid {answer['pid']} stopped",
+              highlight=False)
 
 
 def main() -> None:

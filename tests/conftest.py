@@ -19,6 +19,9 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# A developer's running `tokenmill daemon` would serve the tests' commands with its own code and
+# cluster: every test runs without one, but those of the daemon, which start their own.
+os.environ["TOKENMILL_DAEMON"] = "off"
 
 
 def _free_port() -> int:

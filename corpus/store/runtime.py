@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from distributed import Client, LocalCluster
 
 _active = ContextVar("tokenmill_dask_client", default=None)
+DAEMON_CLUSTER_ENV = "TOKENMILL_DAEMON_CLUSTER"
 
 
 class DaskSettings(Settings):
@@ -123,16 +125,32 @@ def check_store_reach(store: StoreSettings, dask: DaskSettings) -> None:
 
 
 def _open(settings: DaskSettings) -> tuple[Client, LocalCluster | None]:
-    """A client of the scheduler `settings` name, or of a new LocalCluster sized to this machine."""
-    from distributed import Client, LocalCluster
+    """A client of the scheduler `settings` name, or of the daemon's cluster, or of a new LocalCluster."""
+    from distributed import Client
 
     for name in ("distributed", "distributed.core", "distributed.scheduler", "distributed.nanny"):
         logging.getLogger(name).setLevel(logging.WARNING)
     quiet_routine_shuffle_logs()
-    address = settings.resolved_address()
+    address = settings.resolved_address() or daemon_cluster(settings)
     if address:
         return Client(address), None
+    return open_local_cluster(settings)
+
+
+def daemon_cluster(settings: DaskSettings) -> str | None:
+    """The scheduler of the tokenmill daemon's running LocalCluster (DAEMON_CLUSTER_ENV, set in the runs
+    it forks) when that cluster was started with these settings: a run takes it as it would start one."""
+    held = os.environ.get(DAEMON_CLUSTER_ENV)
+    if not held:
+        return None
+    cluster = json.loads(held)
+    return cluster["address"] if DaskSettings.model_validate(cluster["settings"]) == settings else None
+
+
+def open_local_cluster(settings: DaskSettings) -> tuple[Client, LocalCluster]:
+    """A new LocalCluster sized to this machine by `settings`, and a client of it."""
     import dask
+    from distributed import Client, LocalCluster
 
     workers, memory = local_cluster_size(settings)
     worker_config = {
