@@ -76,13 +76,14 @@ def prefect_api() -> Iterator[str]:
         _SESSION_API.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect API and database for every flow test of the session."""
-    from prefect.testing.utilities import prefect_test_harness
+@pytest.fixture
+def prefect_in_process(prefect_api: str) -> Iterator[str]:
+    """Flows run in this process report to the session's Prefect server: Prefect read its settings when
+    first imported, before that server was named, so they are set here for the test."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
+        yield prefect_api
 
 
 @pytest.fixture

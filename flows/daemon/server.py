@@ -38,7 +38,6 @@ from tokenmill.flows.env import PREFECT_DEFAULTS, configure_prefect_env
 # Settings read per run (the flow run's Prefect API, the scheduler a run names), not at import.
 RUN_TIME_SETTINGS = ("PREFECT_API_URL", "PREFECT_API_KEY", "DASK_SCHEDULER_ADDRESS")
 POLL_S = 0.1
-CLUSTER_START_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -116,8 +115,12 @@ class Daemon:
             run = self.fork(message, sock, fds)
             self.runs[run.pid] = run
             self.served += 1
+            try:
+                wire.send(sock, {"pid": run.pid})
+            except OSError:  # the caller is gone already, and with it the point of its run
+                self.hung_up(run)
+                return
             self.selector.register(sock, selectors.EVENT_READ, run)
-            wire.send(sock, {"pid": run.pid})
             return
         if op == "stop":
             self.stop("asked")
@@ -155,8 +158,9 @@ class Daemon:
         return Run(pid, sock, list(message.get("argv", [])))
 
     def hung_up(self, run: Run) -> None:
-        """The caller's connection became readable: it hung up (it sends nothing more), so the run stops."""
-        self.selector.unregister(run.sock)
+        """The caller hung up (its connection became readable: it sends nothing more), so the run stops."""
+        if run.sock.fileno() in self.selector.get_map():
+            self.selector.unregister(run.sock)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGTERM)
 
@@ -194,7 +198,10 @@ def run_forked(message: dict[str, Any], fds: list[int], provided: dict[str, str]
         for key, value in provided.items():
             os.environ.setdefault(key, value)
         code = run_command(message["argv"])
-    except BaseException:  # the command's own errors are handled in it; this is the daemon's fault
+    except KeyboardInterrupt:  # as Python ends a process that Ctrl-C interrupted
+        traceback.print_exc()
+        code = 128 + signal.SIGINT
+    except BaseException:  # a command's own errors end in its exit code; this one is the daemon's
         traceback.print_exc()
     finally:
         with contextlib.suppress(BaseException):

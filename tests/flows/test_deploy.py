@@ -1,4 +1,4 @@
-"""Slow: a real Prefect server, process pool and worker; the `dedup` deployment from prefect.yaml
+"""Slow: the session's Prefect server, a process pool and worker; the `dedup` deployment from prefect.yaml
 run through the API with parameters, committed once and then found cached."""
 
 from __future__ import annotations
@@ -6,22 +6,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -38,19 +30,6 @@ def stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def wait_healthy(api: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"Prefect server not healthy after {timeout} s: {log.read_text()[-3000:]}")
 
 
 def run_deployment(env: dict[str, str], params: dict[str, object]) -> tuple[float, str]:
@@ -77,16 +56,11 @@ def latest_artifact(env: dict[str, str], key: str) -> str:
 
 
 @pytest.mark.slow
-def test_dedup_deployment_runs_then_completes_cached(tmp_path, store, client, docs_version):
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
+def test_dedup_deployment_runs_then_completes_cached(tmp_path, store, client, docs_version, prefect_api):
     env = {
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_API_URL": prefect_api,  # the session's server: Prefect's own server app, as `prefect server start` runs
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PREFECT_WORKER_QUERY_SECONDS": "1",
@@ -98,10 +72,6 @@ def test_dedup_deployment_runs_then_completes_cached(tmp_path, store, client, do
                             "dask.address": client.scheduler.address}}
     processes = []
     try:
-        server_log = tmp_path / "server.log"
-        processes.append(start(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                               env, server_log))
-        wait_healthy(api, processes[0], server_log)
         deploy = subprocess.run(["tokenmill", "deploy", "dedup"], env=env, cwd=ROOT, capture_output=True, text=True,
                                 timeout=180)
         assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]

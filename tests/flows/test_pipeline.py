@@ -5,6 +5,8 @@ the plan of which steps run."""
 from __future__ import annotations
 
 import re
+from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -13,9 +15,25 @@ from tokenmill.flows.plan import check_inputs, plan_steps
 from tokenmill.flows.steps import DEFAULT_PIPELINE
 
 
+def step_flow_runs(prefect: Any, pipeline_run: UUID) -> list[Any]:
+    """The step flow runs of one pipeline run (the session's server holds every test's runs)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    return prefect.read_flow_runs(
+        flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[pipeline_run]))
+    )
+
+
+def flow_runs_of(prefect: Any, state: Any) -> list[UUID]:
+    """A pipeline run's id and its steps' flow runs' ids."""
+    pipeline_run = state.state_details.flow_run_id
+    return [pipeline_run, *(run.id for run in step_flow_runs(prefect, pipeline_run))]
+
+
 @pytest.mark.slow
-def test_changed_setting_reruns_its_step_and_descendants_only(prefect_harness, tmp_path, write_jsonl):
+def test_changed_setting_reruns_its_step_and_descendants_only(prefect_in_process, tmp_path, write_jsonl):
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     from tokenmill.flows.pipeline import pipeline
 
@@ -29,18 +47,22 @@ def test_changed_setting_reruns_its_step_and_descendants_only(prefect_harness, t
         "pack.val_fraction": 0.1,
     }
     steps = ["load", "tokenizer", "pack"]
-    first = pipeline(overrides={**overrides, "pipeline.steps": steps})
+    states = [pipeline(overrides={**overrides, "pipeline.steps": steps}, return_state=True)]
+    first = states[0].result()
     assert list(first) == steps
-    again = pipeline(overrides={**overrides, "pipeline.steps": steps})
-    assert again == first
+    states.append(pipeline(overrides={**overrides, "pipeline.steps": steps}, return_state=True))
+    assert states[1].result() == first
 
-    changed = pipeline(overrides={**overrides, "pipeline.steps": steps, "tokenizer.vocab_size": 320})
+    states.append(pipeline(overrides={**overrides, "pipeline.steps": steps, "tokenizer.vocab_size": 320},
+                           return_state=True))
+    changed = states[2].result()
     assert changed["load"] == first["load"]
     assert changed["tokenizer"] != first["tokenizer"]
     assert changed["pack"] != first["pack"]
 
     with get_client(sync_client=True) as prefect:
-        artifacts = prefect.read_artifacts()
+        runs = [run for state in states for run in flow_runs_of(prefect, state)]
+        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=runs)))
     load_summaries = [a for a in artifacts if a.key == "load-summary"]
     assert load_summaries and "| docs_out | 200 |" in load_summaries[0].data
     assert {"load-summary", "tokenizer-summary", "pack-summary"} <= {a.key for a in artifacts}
@@ -49,16 +71,9 @@ def test_changed_setting_reruns_its_step_and_descendants_only(prefect_harness, t
 
 
 @pytest.mark.slow
-def test_flow_lines_reach_the_run_logs_and_the_dashboard_is_linked_once(prefect_harness, tmp_path, write_jsonl):
+def test_flow_lines_reach_the_run_logs_and_the_dashboard_is_linked_once(prefect_in_process, tmp_path, write_jsonl):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-        LogFilter,
-        LogFilterFlowRunId,
-    )
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogHandler
 
     from tokenmill.flows.pipeline import pipeline
@@ -73,10 +88,7 @@ def test_flow_lines_reach_the_run_logs_and_the_dashboard_is_linked_once(prefect_
 
     pipeline_run = state.state_details.flow_run_id
     with get_client(sync_client=True) as prefect:
-        children = prefect.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[pipeline_run]))
-        )
-        step_runs = {prefect.read_flow(run.flow_id).name: run.id for run in children}
+        step_runs = {prefect.read_flow(run.flow_id).name: run.id for run in step_flow_runs(prefect, pipeline_run)}
         runs = [pipeline_run, *step_runs.values()]
         logs = prefect.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=runs)))
         artifacts = prefect.read_artifacts(
