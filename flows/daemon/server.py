@@ -135,9 +135,11 @@ class Daemon:
         if len(fds) != 3:
             return "descriptors", ""
         if message.get("executable") != sys.executable:
-            return "python", ""
-        if import_time({**PREFECT_DEFAULTS, **message.get("env", {})}) != self.settings:
-            return "settings", ""
+            return "python", f"it runs {sys.executable}; this command runs in its own process"
+        theirs = import_time({**PREFECT_DEFAULTS, **message.get("env", {})})
+        if theirs != self.settings:
+            differing = sorted(k for k in theirs.keys() | self.settings.keys() if theirs.get(k) != self.settings.get(k))
+            return "settings", f"{', '.join(differing)} differ from the daemon's; this command runs in its own process"
         changed = changed_sources(self.sources)
         if changed:
             self.stop(f"{changed} changed since it started")

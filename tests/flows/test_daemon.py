@@ -68,6 +68,7 @@ def test_commands_run_in_the_daemon_on_its_cluster_with_their_exit_codes_and_sig
     other = {**env, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "31s"}
     listed = tokenmill("versions", "--store", "store", "--json", env=other, cwd=tmp_path)
     assert listed.returncode == 0 and [v["id"] for v in json.loads(listed.stdout)] == [vid]
+    assert "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT differ from the daemon's" in listed.stderr
     assert served(env, tmp_path) == 2
 
     interrupted = interrupted_crawl(env, tmp_path)
