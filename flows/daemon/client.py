@@ -24,7 +24,10 @@ def forward(argv: list[str]) -> int | None:
     running, or this caller's Prefect/Dask settings differ from the daemon's), to run here."""
     if os.environ.get(wire.OFF_ENV, "").lower() in ("off", "0", "false", "no"):
         return None
-    path = wire.socket_path()
+    try:
+        path = wire.socket_path()
+    except (KeyError, RuntimeError):  # no home folder to look in: no daemon either
+        return None
     if not path.exists():
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

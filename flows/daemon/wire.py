@@ -19,10 +19,11 @@ SOCKET_ENV = "TOKENMILL_DAEMON_SOCKET"
 OFF_ENV = "TOKENMILL_DAEMON"  # "off": never use a daemon
 HEADER = struct.Struct("!I")
 MAX_FDS = 3
-# The settings a run reads when Prefect or Dask is imported, which a daemon imported once: a caller
-# whose values differ runs in its own process instead.
+# The settings a run reads when Python, Prefect or Dask import their code, which a daemon did once: a
+# caller whose values differ (another PYTHONPATH would even mean other tokenmill code) runs in its
+# own process instead.
 IMPORT_TIME_PREFIXES = ("PREFECT_", "DASK_")
-IMPORT_TIME_NAMES = ("DO_NOT_TRACK",)
+IMPORT_TIME_NAMES = ("DO_NOT_TRACK", "PYTHONPATH", "PYTHONHOME")
 
 
 def socket_path() -> Path:
