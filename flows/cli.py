@@ -121,7 +121,7 @@ def run(
     else:
         for name in order:
             STEPS[name].check(getattr(cfg, name))
-        first_module = [STEPS[order[0]].runner.partition(":")[0]] if order else []
+        first_module = [STEPS[order[0]].module] if order else []
         with EarlyAPI() as api, early_cluster(cfg.dask, first_module):
             from tokenmill.flows.pipeline import pipeline
 

@@ -46,6 +46,11 @@ class StepSpec:
     preflight: str | None = None
     namer: str | None = None
 
+    @property
+    def module(self) -> str:
+        """The module of the step's code (its runner's), which a process imports before running it."""
+        return self.runner.partition(":")[0]
+
     def run(self, *args: Any, **kwargs: Any) -> Any:
         return function(self.runner)(*args, **kwargs)
 

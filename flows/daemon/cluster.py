@@ -19,7 +19,7 @@ from tokenmill.flows.steps import STEPS
 def hold(settings: DaskSettings) -> None:
     quiet_routine_shuffle_logs()
     client, cluster = open_local_cluster(settings)
-    modules = sorted({spec.runner.partition(":")[0] for spec in STEPS.values()})
+    modules = sorted({spec.module for spec in STEPS.values()})
     client.run(import_modules, modules, wait=False)
     print(json.dumps({"address": cluster.scheduler_address, "dashboard": client.dashboard_link}), flush=True)
     try:

@@ -284,7 +284,7 @@ def preload() -> None:
     from tokenmill.flows.steps import STEPS
 
     for spec in STEPS.values():
-        importlib.import_module(spec.runner.partition(":")[0])
+        importlib.import_module(spec.module)
 
 
 def start_cluster(settings: DaskSettings) -> subprocess.Popen[str]:
@@ -319,6 +319,7 @@ def main(path: Path, dask: DaskSettings) -> None:
     settings = import_time(dict(os.environ))
     started = time.monotonic()
     cluster = start_cluster(dask)
+    listener = None
     try:
         with EarlyAPI() as api:
             preload()
@@ -336,14 +337,11 @@ def main(path: Path, dask: DaskSettings) -> None:
                     "started_in_s": round(time.monotonic() - started, 1), "started_at": time.time()}
             listener = bind(path)
             print(f"tokenmill daemon: ready at {path} {json.dumps(info)}", file=sys.stderr, flush=True)
-            try:
-                Daemon(path, settings, provided, info, tokenmill_sources()).serve(listener)
-            finally:
-                stop_cluster(cluster)
-                api.stop()
-                path.unlink(missing_ok=True)  # the last thing: `tokenmill daemon stop` waits for it
-    finally:
-        stop_cluster(cluster)  # again, harmlessly, or for the first time when starting failed
+            Daemon(path, settings, provided, info, tokenmill_sources()).serve(listener)
+    finally:  # the Prefect server stopped on leaving its block; the cluster now, then the socket
+        stop_cluster(cluster)
+        if listener is not None:  # ours, not one another daemon answers at
+            path.unlink(missing_ok=True)  # the last thing: `tokenmill daemon stop` waits for it
 
 
 if __name__ == "__main__":
