@@ -7,20 +7,28 @@ was awaited by a thread of its own; measured on 2 cores, a task cost the driver 
 has waited LINGER_S, or the level ends, and go as one task while fewer batches than worker threads
 plus one are out. Pages queued and in flight are bounded: while MAX_QUEUED_PAGES are, no request
 starts (`ready`), so a fast site cannot fill the driver's memory with bodies while the workers catch up.
+A body goes to the worker as its place in the journal's bodies file, which workers on the crawler's
+host (a LocalCluster) read from the disk, checked against its SHA-256: that saved the crawler and
+the scheduler copying 54 KB a page. The first worker that cannot read it (another host) turns the
+crawl to sending the bodies themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from tokenmill.corpus.crawl.page import extract_batch
+from tokenmill.corpus.crawl.page import BodiesUnreadable, JournalBody, extract_batch
 from tokenmill.corpus.crawl.progress import Activity
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH_PAGES = 32
 MAX_QUEUED_PAGES = 256
@@ -50,8 +58,11 @@ Done = Callable[[list[Extraction]], None]
 class Extractor:
     """Queues pages and hands each finished batch to `done` on the event loop, in one call."""
 
-    def __init__(self, client: Any, strip_params: tuple[str, ...], timeout_s: float, done: Done):
+    def __init__(self, client: Any, strip_params: tuple[str, ...], timeout_s: float, done: Done,
+                 bodies: Path | None = None):
         self.client, self.strip_params, self.timeout_s, self.done = client, strip_params, timeout_s, done
+        self.bodies = str(bodies) if bodies else None
+        self.by_reference = bodies is not None
         # One batch more than the workers have threads: a worker that finishes finds the next one
         # waiting at the scheduler rather than idling while its result goes round through the driver.
         self.slots = max(1, sum(client.nthreads().values())) + 1
@@ -148,15 +159,8 @@ class Extractor:
     async def _extract(self, batch: list[Extraction]) -> None:
         """One batch on a worker; a batch that runs past its time is retried a page at a time, so
         only the page that hangs is lost to the timeout."""
-        future = self.client.submit(
-            extract_batch, [(p.body, p.content_type, p.final_url) for p in batch], self.strip_params, pure=False
-        )
-        wait = partial(future.result, timeout=self.timeout_s * len(batch))
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self.threads, wait)
-        except TimeoutError:
-            future.cancel()
-            results = None
+            results = await self._results(batch)
         finally:
             self.in_flight -= 1
             self.activity.stop()
@@ -172,3 +176,31 @@ class Extractor:
         self._launch()
         if not (self.in_flight or self.queued or self.alone):
             self.idle.set()
+
+    async def _results(self, batch: list[Extraction]) -> list[tuple[str, list[str], float]] | None:
+        """The batch's (text, links, seconds), or None if it ran past its time. Bodies go as their
+        place in the journal's bodies file until a worker cannot read it; then as bytes."""
+        bodies = self.bodies if self.by_reference else None
+        pages = [(journal_body(p) if bodies else p.body, p.content_type, p.final_url) for p in batch]
+        future = self.client.submit(extract_batch, pages, self.strip_params, bodies, pure=False)
+        wait = partial(future.result, timeout=self.timeout_s * len(batch))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.threads, wait)
+        except TimeoutError:
+            future.cancel()
+            return None
+        except BodiesUnreadable as error:
+            if not bodies:
+                raise
+            if self.by_reference:
+                log.info("crawl: a Dask worker cannot read the journal (%s); bodies go to the workers", error)
+            self.by_reference = False
+            return await self._results(batch)
+
+
+def journal_body(page: Extraction) -> bytes | JournalBody:
+    """Where the page's body lies in the journal's bodies file (an empty body goes as itself)."""
+    if not page.fetch.get("body"):
+        return page.body
+    offset, length = page.fetch["body"]
+    return offset, length, page.fetch["sha256"]

@@ -51,7 +51,8 @@ class Journal:
         self.folder, self.mirror = folder, mirror
         _drop_partial_line(folder / JOURNAL)
         self.lines = open(folder / JOURNAL, "ab")
-        self.bodies = open(folder / BODIES, "ab")
+        self.bodies_path = folder / BODIES
+        self.bodies = open(self.bodies_path, "ab")
         self.bodies_end = (folder / BODIES).stat().st_size
         self.deferred = 0
 

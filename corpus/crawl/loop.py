@@ -84,7 +84,7 @@ class Crawler:
     async def run(self) -> CrawlTimes:
         start = time.perf_counter()
         strip = tuple(self.params.strip_query_params)
-        extractor = Extractor(self.client, strip, self.params.extract_timeout_s, self._extracted)
+        extractor = Extractor(self.client, strip, self.params.extract_timeout_s, self._extracted, self.journal.bodies_path)
         fetcher = Fetcher(self.params, self.scope, self.state.robots, self.journal.robots, random.Random(0),
                           extractor.ready)
         try:

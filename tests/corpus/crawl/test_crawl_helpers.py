@@ -11,7 +11,7 @@ import pytest
 from resiliparse.parse.html import HTMLTree
 
 from tokenmill.corpus.crawl.fetch import retry_after_seconds, retry_delay, retryable
-from tokenmill.corpus.crawl.page import extract_page, page_charset, page_links
+from tokenmill.corpus.crawl.page import extract_page, page_charset, page_links, resolved_link
 from tokenmill.corpus.crawl.robots import parse_robots
 from tokenmill.corpus.crawl.urls import Scope, is_public_address, normalize_url
 
@@ -148,6 +148,19 @@ def test_links_resolved_through_the_folder_cache_as_one_by_one(page: str) -> Non
     expected = [normalize_url(href, ["utm_source"], base=page) for href in hrefs]
     for _ in range(2):  # the second time from the cache
         assert page_links(tree, page, ("utm_source",)) == list(dict.fromkeys(e for e in expected if e))
+
+
+def test_a_link_resolves_as_normalize_url_resolves_it_fast_path_or_not() -> None:
+    """`resolved_link` skips urllib for plain paths from a normalized folder: random hrefs of path
+    characters, dot segments and '//' resolve exactly as `normalize_url` resolves them."""
+    rng = random.Random(7)
+    bases = ["http://h.org/a/", "http://h.org/", "https://H.org:443/a/b/", "http://h.org/a/../b/", "http://h.org:8080/x/",
+             "http://h.org/a/b.html", "http://h.org/a/?q=1"]
+    pieces = ["a", "b.html", "/", ".", "..", "-", "_", "~", "//", "x.y", "%20", "?q", ":"]
+    for _ in range(5000):
+        href = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        base = rng.choice(bases)
+        assert resolved_link.__wrapped__(href, (), base) == normalize_url(href, (), base=base), (href, base)
 
 
 @pytest.mark.parametrize("head", ["", '<BASE href="http://other.org/docs/">', '<base target="_top">',
