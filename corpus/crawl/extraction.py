@@ -18,10 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +57,11 @@ Done = Callable[[list[Extraction]], None]
 class Extractor:
     """Queues pages and hands each finished batch to `done` on the event loop, in one call."""
 
-    def __init__(self, client: Any, strip_params: tuple[str, ...], timeout_s: float, done: Done,
+    def __init__(self, dask: Any, slots: int, strip_params: tuple[str, ...], timeout_s: float, done: Done,
                  bodies: Path | None = None):
-        self.client, self.strip_params, self.timeout_s, self.done = client, strip_params, timeout_s, done
+        self.dask, self.slots, self.strip_params, self.timeout_s, self.done = dask, slots, strip_params, timeout_s, done
         self.bodies = str(bodies) if bodies else None
         self.by_reference = bodies is not None
-        # One batch more than the workers have threads: a worker that finishes finds the next one
-        # waiting at the scheduler rather than idling while its result goes round through the driver.
-        self.slots = max(1, sum(client.nthreads().values())) + 1
         self.queued: deque[Extraction] = deque()
         self.alone: deque[Extraction] = deque()
         self.in_flight = 0
@@ -77,13 +73,9 @@ class Extractor:
         self.activity = Activity()
         self.running: set[asyncio.Task] = set()
         self.error: BaseException | None = None
-        self.threads = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="crawl-extract")
         self.queued_since = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.draining = False
-
-    def close(self) -> None:
-        self.threads.shutdown(wait=False, cancel_futures=True)
 
     async def ready(self) -> None:
         """Return when fewer than MAX_QUEUED_PAGES are queued or in flight: the fetcher asks before
@@ -182,12 +174,11 @@ class Extractor:
         place in the journal's bodies file until a worker cannot read it; then as bytes."""
         bodies = self.bodies if self.by_reference else None
         pages = [(journal_body(p) if bodies else p.body, p.content_type, p.final_url) for p in batch]
-        future = self.client.submit(extract_batch, pages, self.strip_params, bodies, pure=False)
-        wait = partial(future.result, timeout=self.timeout_s * len(batch))
+        future = self.dask.submit(extract_batch, pages, self.strip_params, bodies, pure=False)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.threads, wait)
+            return await future.result(timeout=self.timeout_s * len(batch))
         except TimeoutError:
-            future.cancel()
+            await future.cancel()
             return None
         except BodiesUnreadable as error:
             if not bodies:
@@ -196,6 +187,20 @@ class Extractor:
                 log.info("crawl: a Dask worker cannot read the journal (%s); bodies go to the workers", error)
             self.by_reference = False
             return await self._results(batch)
+
+
+@asynccontextmanager
+async def crawl_client(client: Any) -> AsyncIterator[tuple[Any, int]]:
+    """A client of `client`'s scheduler on the crawl's own event loop, and how many batches to keep
+    out. Waiting on the shared client's futures took a thread per batch, and each result crossed
+    from its event loop thread to the crawl's: 16 futex calls a page, the two threads contending
+    for the GIL. One batch more than the workers have threads: a worker that finishes finds the
+    next one waiting at the scheduler rather than idling while its result goes to the crawler."""
+    from distributed import Client
+
+    async with Client(client.scheduler.address, asynchronous=True, security=client.security,
+                      set_as_default=False, name="tokenmill-crawl") as dask:
+        yield dask, max(1, sum((await dask.nthreads()).values())) + 1
 
 
 def journal_body(page: Extraction) -> bytes | JournalBody:

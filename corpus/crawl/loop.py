@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tokenmill.corpus.crawl.extraction import Extraction, Extractor
+from tokenmill.corpus.crawl.extraction import Extraction, Extractor, crawl_client
 from tokenmill.corpus.crawl.fetch import REASON_SCOPE, Fetcher
 from tokenmill.corpus.crawl.journal import Journal, JournalMirror, JournalState, read_body, read_record
 from tokenmill.corpus.crawl.params import CrawlParams
@@ -84,15 +84,16 @@ class Crawler:
     async def run(self) -> CrawlTimes:
         start = time.perf_counter()
         strip = tuple(self.params.strip_query_params)
-        extractor = Extractor(self.client, strip, self.params.extract_timeout_s, self._extracted, self.journal.bodies_path)
-        fetcher = Fetcher(self.params, self.scope, self.state.robots, self.journal.robots, random.Random(0),
-                          extractor.ready)
-        try:
-            async with fetcher:
-                await self._levels(fetcher, extractor)
-        finally:
-            extractor.close()
-            self.progress.close()
+        async with crawl_client(self.client) as (dask, slots):
+            extractor = Extractor(dask, slots, strip, self.params.extract_timeout_s, self._extracted,
+                                  self.journal.bodies_path)
+            fetcher = Fetcher(self.params, self.scope, self.state.robots, self.journal.robots, random.Random(0),
+                              extractor.ready)
+            try:
+                async with fetcher:
+                    await self._levels(fetcher, extractor)
+            finally:
+                self.progress.close()
         stages = {"fetch": fetcher.activity.seconds, "extract": extractor.activity.seconds, **self.clock.seconds}
         return CrawlTimes(time.perf_counter() - start, fetcher.busy_s, {k: round(v, 3) for k, v in stages.items()})
 

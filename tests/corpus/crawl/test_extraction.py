@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tokenmill.corpus.crawl.extraction import Extraction, Extractor
+from tokenmill.corpus.crawl.extraction import Extraction, Extractor, crawl_client
 from tokenmill.corpus.crawl.page import BodiesUnreadable, extract_batch, journal_bodies
 
 PAGES = [f"<html><body><p>Page {n} has text enough to keep.</p><a href='/p/{n + 1}.html'>next</a></body></html>"
@@ -45,11 +45,11 @@ def test_workers_read_the_bodies_from_the_journal_or_get_them(client: Any, tmp_p
 
     async def extract() -> Extractor:
         bodies = tmp_path / ("bodies.bin" if readable else "not-on-the-workers-host.bin")
-        extractor = Extractor(client, (), 30, done.extend, bodies)
-        for n, (body, record) in enumerate(zip(PAGES, records)):
-            extractor.put(Extraction(f"http://h/p/{n}.html", body, "text/html", f"http://h/p/{n}.html", 1, record))
-        await extractor.drain()
-        extractor.close()
+        async with crawl_client(client) as (dask, slots):
+            extractor = Extractor(dask, slots, (), 30, done.extend, bodies)
+            for n, (body, record) in enumerate(zip(PAGES, records)):
+                extractor.put(Extraction(f"http://h/p/{n}.html", body, "text/html", f"http://h/p/{n}.html", 1, record))
+            await extractor.drain()
         return extractor
 
     extractor = asyncio.run(extract())
