@@ -23,12 +23,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tokenmill.corpus.crawl.page import BodiesUnreadable, JournalBody, extract_batch
 from tokenmill.corpus.crawl.progress import Activity
 
 log = logging.getLogger(__name__)
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_BATCH_PAGES = 32
 MAX_QUEUED_PAGES = 256
 LINGER_S = 0.05
@@ -200,7 +202,10 @@ async def crawl_client(client: Any) -> AsyncIterator[tuple[Any, int]]:
 
     async with Client(client.scheduler.address, asynchronous=True, security=client.security,
                       set_as_default=False, name="tokenmill-crawl") as dask:
-        yield dask, max(1, sum((await dask.nthreads()).values())) + 1
+        threads = await dask.nthreads()
+        # Results from workers on this host come straight to the crawler rather than through the scheduler.
+        dask.direct_to_workers = bool(threads) and all(urlsplit(a).hostname in LOOPBACK for a in threads)
+        yield dask, max(1, sum(threads.values())) + 1
 
 
 def journal_body(page: Extraction) -> bytes | JournalBody:
