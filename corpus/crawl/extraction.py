@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_BATCH_PAGES = 32
+MIN_BATCH_PAGES = 8
 MAX_QUEUED_PAGES = 256
 LINGER_S = 0.05
 
@@ -92,7 +93,7 @@ class Extractor:
         if not self.queued:
             self.queued_since = asyncio.get_running_loop().time()
         self.queued.append(page)
-        if len(self.queued) >= MAX_BATCH_PAGES:
+        if len(self.queued) >= MAX_BATCH_PAGES or self._workers_idle():
             self._launch()
         elif self.timer is None:
             self.timer = asyncio.get_running_loop().call_at(self.queued_since + LINGER_S, self._launch)
@@ -119,20 +120,33 @@ class Extractor:
         if self.error is not None:
             raise self.error
 
+    def _workers_idle(self) -> bool:
+        """Whether a worker thread has no batch while MIN_BATCH_PAGES wait (a level's start): a small
+        batch then, rather than the worker idle until a full one is fetched."""
+        return self.in_flight < self.slots - 1 and len(self.queued) >= MIN_BATCH_PAGES
+
     def _ripe(self) -> bool:
         """Whether the queued pages should go now rather than wait for more."""
         waited = asyncio.get_running_loop().time() - self.queued_since
-        return len(self.queued) >= MAX_BATCH_PAGES or self.draining or waited >= LINGER_S
+        return len(self.queued) >= MAX_BATCH_PAGES or self.draining or waited >= LINGER_S or self._workers_idle()
+
+    def _batch_pages(self) -> int:
+        """Pages a batch takes: MAX_BATCH_PAGES, or at a level's end the rest spread over the worker
+        threads, so that the level does not wait on one worker extracting a full batch alone."""
+        if not self.draining:
+            return MAX_BATCH_PAGES
+        return min(MAX_BATCH_PAGES, -(-len(self.queued) // max(1, self.slots - 1)))
 
     def _launch(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        pages = self._batch_pages()
         while self.in_flight < self.slots and (self.alone or (self.queued and self._ripe())):
             if self.alone:
                 batch = [self.alone.popleft()]
             else:
-                batch = [self.queued.popleft() for _ in range(min(MAX_BATCH_PAGES, len(self.queued)))]
+                batch = [self.queued.popleft() for _ in range(min(pages, len(self.queued)))]
                 self.queued_since = asyncio.get_running_loop().time()
             self.in_flight += 1
             self.activity.start()

@@ -57,3 +57,21 @@ def test_workers_read_the_bodies_from_the_journal_or_get_them(client: Any, tmp_p
     expected = extract_batch([(body, "text/html", f"http://h/p/{n}.html") for n, body in enumerate(PAGES)], ())
     assert sorted((p.url, p.text, list(p.links)) for p in done) == [
         (f"http://h/p/{n}.html", text, links) for n, (text, links, _) in enumerate(expected)]
+
+
+def test_idle_workers_get_small_batches_and_a_levels_rest_is_spread_over_them(client: Any, tmp_path: Path) -> None:
+    """Ten pages: the first eight go at once to idle workers (a level's start), the last two at the
+    level's end, one per worker thread, rather than waiting to fill a batch of 32."""
+    records = write_bodies(tmp_path / "bodies.bin") * 2
+    batches: list[int] = []
+
+    async def extract() -> None:
+        async with crawl_client(client) as (dask, slots):
+            extractor = Extractor(dask, slots, (), 30, lambda batch: batches.append(len(batch)), tmp_path / "bodies.bin")
+            for n, record in enumerate(records):
+                extractor.put(Extraction(f"http://h/p/{n}.html", PAGES[n % 5], "text/html", "http://h/", 1, record))
+            assert extractor.in_flight == 1
+            await extractor.drain()
+
+    asyncio.run(extract())
+    assert sorted(batches) == [1, 1, 8]
