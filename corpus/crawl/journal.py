@@ -53,7 +53,7 @@ class Journal:
         self.lines = open(folder / JOURNAL, "ab")
         self.bodies_path = folder / BODIES
         self.bodies = open(self.bodies_path, "ab")
-        self.bodies_end = (folder / BODIES).stat().st_size
+        self.bodies_end = self.bodies_path.stat().st_size
         self.deferred = 0
 
     def close(self) -> None:
