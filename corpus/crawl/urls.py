@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 SCHEMES = {"http", "https"}
@@ -37,9 +38,22 @@ def normalize_url(url: str, strip_params: Iterable[str] = (), base: str | None =
     return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
 
 
+# The netloc of a URL as `normalize_url` writes it, up to its path's `/`: urlsplit's answer for such
+# a URL, found without urlsplit (2 against 8 us: a crawl asks for each URL it discovers).
+NORMALIZED_NETLOC = re.compile(r"https?://([^/?#\s]+)/")
+
+
 def host_of(url: str) -> str:
     """The host:port key that politeness and robots.txt are per."""
-    return urlsplit(url).netloc
+    match = NORMALIZED_NETLOC.match(url)
+    return match.group(1) if match else urlsplit(url).netloc
+
+
+@lru_cache(maxsize=1 << 12)
+def host_within(netloc: str, domains: tuple[str, ...]) -> bool:
+    """Whether the host of `netloc` is one of `domains` or a subdomain of one (hosts are few: cached)."""
+    host = (urlsplit(f"//{netloc}").hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,7 @@ class Scope:
         )
 
     def allows(self, url: str) -> bool:
-        host = (urlsplit(url).hostname or "").lower()
-        if not any(host == d or host.endswith("." + d) for d in self.domains):
+        if not host_within(host_of(url), self.domains):
             return False
         if self.include and not any(p.search(url) for p in self.include):
             return False

@@ -6,6 +6,7 @@ import random
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from urllib.parse import urlsplit
 
 import pytest
 from resiliparse.parse.html import HTMLTree
@@ -13,7 +14,7 @@ from resiliparse.parse.html import HTMLTree
 from tokenmill.corpus.crawl.fetch import retry_after_seconds, retry_delay, retryable
 from tokenmill.corpus.crawl.page import extract_page, page_charset, page_links, resolved_link
 from tokenmill.corpus.crawl.robots import parse_robots
-from tokenmill.corpus.crawl.urls import Scope, is_public_address, normalize_url
+from tokenmill.corpus.crawl.urls import Scope, host_of, is_public_address, normalize_url
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,26 @@ def test_scope_domains_and_patterns() -> None:
     assert not scope.allows("http://badexample.com/docs/a")
     assert not scope.allows("http://example.com/blog/a")
     assert not scope.allows("http://example.com/docs/a.zip")
+
+
+def test_host_and_scope_read_the_netloc_as_urlsplit_reads_it() -> None:
+    """`host_of` skips urllib for URLs spelled as `normalize_url` spells them: random URLs, normal or
+    not (case, userinfo, ports, brackets, whitespace, no path), give urlsplit's netloc, and the scope
+    judges their hosts as urlsplit's `hostname` would."""
+    rng = random.Random(3)
+    pieces = ["http://", "https://", "HTTP://", " ", "\t", "a.org", "B.Org", "sub.a.org", "u:p@", "@", ":8080",
+              ":", "[::1]", "/", "/p", "?q=1", "#f", "x", ".", "%20"]
+    scope = Scope.build(["a.org", "::1"], include=[], exclude=[])
+    for _ in range(5000):
+        url = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 7)))
+        try:
+            expected = urlsplit(url)
+            hostname = expected.hostname
+        except ValueError:
+            continue
+        assert host_of(url) == expected.netloc, url
+        host = (hostname or "").lower()
+        assert scope.allows(url) == any(host == d or host.endswith("." + d) for d in ("a.org", "::1")), url
 
 
 @pytest.mark.parametrize(
