@@ -4,8 +4,8 @@ One Dask task per page cost the crawl's driver more than the extraction itself: 
 its body pass through the scheduler (in the driver's process on a LocalCluster) and each result
 was awaited by a thread of its own; measured on 2 cores, a task cost the driver 3.7 ms against
 1 ms per page in batches of 32. Here pages queue until MAX_BATCH_PAGES are waiting, the oldest
-has waited LINGER_S, or the level ends, and go as one task while fewer batches than worker threads
-plus one are out. Pages queued and in flight are bounded: while MAX_QUEUED_PAGES are, no request
+has waited LINGER_S, or nothing is being fetched (`hurry`), and go as one task while fewer batches
+than worker threads plus one are out. Pages queued and in flight are bounded: while MAX_QUEUED_PAGES are, no request
 starts (`ready`), so a fast site cannot fill the driver's memory with bodies while the workers catch up.
 A body goes to the worker as its place in the journal's bodies file, which workers on the crawler's
 host (a LocalCluster) read from the disk, checked against its SHA-256: that saved the crawler and
@@ -61,8 +61,9 @@ class Extractor:
     """Queues pages and hands each finished batch to `done` on the event loop, in one call."""
 
     def __init__(self, dask: Any, slots: int, strip_params: tuple[str, ...], timeout_s: float, done: Done,
-                 bodies: Path | None = None):
+                 bodies: Path | None = None, failed: Callable[[BaseException], None] | None = None):
         self.dask, self.slots, self.strip_params, self.timeout_s, self.done = dask, slots, strip_params, timeout_s, done
+        self.failed = failed
         self.bodies = str(bodies) if bodies else None
         self.by_reference = bodies is not None
         self.queued: deque[Extraction] = deque()
@@ -90,6 +91,7 @@ class Extractor:
         """Queue a page."""
         self._count(1)
         self.idle.clear()
+        self.draining = False
         if not self.queued:
             self.queued_since = asyncio.get_running_loop().time()
         self.queued.append(page)
@@ -97,6 +99,12 @@ class Extractor:
             self._launch()
         elif self.timer is None:
             self.timer = asyncio.get_running_loop().call_at(self.queued_since + LINGER_S, self._launch)
+
+    def hurry(self) -> None:
+        """Nothing is being fetched: send what is queued now, spread over the worker threads, rather
+        than linger for pages that are not coming (until the next page is queued)."""
+        self.draining = True
+        self._launch()
 
     async def drain(self) -> None:
         """Send what is queued without lingering and wait until every page is handed to `done`."""
@@ -121,7 +129,7 @@ class Extractor:
             raise self.error
 
     def _workers_idle(self) -> bool:
-        """Whether a worker thread has no batch while MIN_BATCH_PAGES wait (a level's start): a small
+        """Whether a worker thread has no batch while MIN_BATCH_PAGES wait (the crawl's start): a small
         batch then, rather than the worker idle until a full one is fetched."""
         return self.in_flight < self.slots - 1 and len(self.queued) >= MIN_BATCH_PAGES
 
@@ -131,8 +139,8 @@ class Extractor:
         return len(self.queued) >= MAX_BATCH_PAGES or self.draining or waited >= LINGER_S or self._workers_idle()
 
     def _batch_pages(self) -> int:
-        """Pages a batch takes: MAX_BATCH_PAGES, or at a level's end the rest spread over the worker
-        threads, so that the level does not wait on one worker extracting a full batch alone."""
+        """Pages a batch takes: MAX_BATCH_PAGES, or with nothing being fetched the rest spread over the
+        worker threads, so that the crawl does not wait on one worker extracting a full batch alone."""
         if not self.draining:
             return MAX_BATCH_PAGES
         return min(MAX_BATCH_PAGES, -(-len(self.queued) // max(1, self.slots - 1)))
@@ -163,6 +171,8 @@ class Extractor:
             self.error = error
             self.idle.set()
             self.room.set()
+            if self.failed is not None:
+                self.failed(error)
 
     async def _extract(self, batch: list[Extraction]) -> None:
         """One batch on a worker; a batch that runs past its time is retried a page at a time, so

@@ -4,9 +4,9 @@ Each outcome is appended the moment it is known: robots.txt per host, each URL's
 body in a side file, flushed first, so a record never points at a partial body) and each page's
 extracted text and normalized links. A record is flushed as it is appended, or inside `batch()`
 with the others of its batch in one write (the crawl decides a batch of extracted pages at
-once). The frontier is not stored: the crawl decides level by level in sorted order, so
-replaying the journal rebuilds it exactly, and a rerun fetches only the URLs that have no
-record. A line cut by SIGKILL is ignored.
+once). The frontier is not stored: it takes URLs in discovery order whatever order pages finish
+in (`frontier`), so replaying the journal rebuilds it exactly, and a rerun fetches only the URLs
+that have no record. A line cut by SIGKILL is ignored.
 
 The journal is appended on a local disk. With a store on an object store, which cannot append,
 `JournalMirror` uploads what was appended since its last sync as numbered segments beside the

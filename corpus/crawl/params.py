@@ -20,7 +20,9 @@ class CrawlParams(Settings):
         description="query parameters removed when normalizing URLs, so tracking variants are one page",
     )
     user_agent: str = Field(default="tokenmill-crawler/1.0", description="User-Agent header and robots.txt agent")
-    max_pages: int = Field(default=1000, ge=1, description="URLs fetched at most; the rest are rejected")
+    max_pages: int = Field(
+        default=1000, ge=1, description="URLs fetched at most: the first in discovery order; the rest are rejected"
+    )
     max_depth: int = Field(default=3, ge=0, description="links followed from a seed at most")
     max_page_bytes: int = Field(default=2_000_000, ge=1024, description="body bytes read at most (decompressed)")
     connect_timeout_s: float = Field(default=10.0, gt=0, description="seconds to open a connection")

@@ -47,7 +47,8 @@ from tokenmill.corpus.store.step import Version, Written, commit_version
 from tokenmill.corpus.store.versions import Attempt, Store, VersionKey, canonical_json, params_json
 
 STEP = "crawl"
-CODE_VERSION = "crawl-v1"
+# v2: `max_pages` takes the first pages in discovery order, not in (depth, URL) order.
+CODE_VERSION = "crawl-v2"
 PART_ROWS = 50_000
 WRITE_ROWS = ROW_GROUP_ROWS
 WRITE_BYTES = 64 << 20
@@ -185,7 +186,8 @@ def fingerprint(segments: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def coalesced(tables: Iterator[pa.Table], max_rows: int = WRITE_ROWS, max_bytes: int = WRITE_BYTES) -> Iterator[pa.Table]:
+def coalesced(tables: Iterator[pa.Table], max_rows: int = WRITE_ROWS,
+              max_bytes: int = WRITE_BYTES) -> Iterator[pa.Table]:
     """The merge's small tables joined up to `max_rows` rows or `max_bytes` bytes, so a part is
     written (and counted) in row groups of thousands of rows rather than one per merge read."""
     held: list[pa.Table] = []
