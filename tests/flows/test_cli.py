@@ -200,10 +200,13 @@ def test_external_cluster_gives_the_same_version_as_the_local_cluster(tmp_path, 
 
 
 def test_demo_run_with_no_config_runs_the_pipeline_on_python_documentation(tmp_path):
-    # The embedded defaults, with fewer training steps and 8 of the 20 MB of documentation: every
-    # default code path runs, and the suite keeps inside its time budget (the 200 default steps
-    # add two minutes, the other 12 MB half a minute, and nothing else).
-    demo = ("run", "--json", "--set", "train.steps=60", "--set", "load.python_docs_max_mb=8")
+    # The embedded defaults, with 20 training steps (validated and checkpointed at 10), 100 KB of the
+    # eval text scored (train's scores reused by eval) and 6 of the 20 MB of documentation: every
+    # default code path runs, and the suite keeps inside its time budget (the 200 default steps add
+    # two minutes and a half, scoring the whole eval text half a minute, the other 14 MB 40 s).
+    demo = ("run", "--json", "--set", "train.steps=20", "--set", "train.eval_every=10",
+            "--set", "train.checkpoint_every=10", "--set", "train.eval_max_bytes=100000",
+            "--set", "eval.eval_max_bytes=100000", "--set", "load.python_docs_max_mb=6")
     result = tokenmill(*demo, cwd=tmp_path)
     versions = json.loads(result.stdout)
     assert list(versions) == ["load", "clean", "dedup", "filter", "tokenizer", "pack", "train", "eval"]
