@@ -292,6 +292,41 @@ def test_max_pages_takes_the_first_urls_in_discovery_order(store: Any, client: A
     assert sorted(fetched) == sorted([base + "/", *level_one[:2]])
 
 
+def test_a_host_runs_on_while_another_hangs_in_discovery_order(store: Any, client: Any, servers: Servers) -> None:
+    """Two hosts, each a chain of pages; the seed of the one whose URL sorts second hangs. The first
+    host's depth-1 page is fetched meanwhile (no level waits for the hanging seed), but not its
+    depth-2 page: that one's link comes after the hanging page in discovery order, so taking it
+    before the hanging page is decided could change which pages `max_pages` keeps."""
+    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
+    ports = sorted((str(s.getsockname()[1]) for s in sockets), key=lambda port: f"http://127.0.0.1:{port}/")
+    for s in sockets:
+        s.close()
+    first, first_site = servers.start(port=int(ports[0]))
+    second, second_site = servers.start(hang_path="/farm/0.html", port=int(ports[1]))
+    assert first < second
+    params = crawl_params(first, seeds=[first + "/farm/0.html", second + "/farm/0.html"], delay_s=0,
+                          max_depth=2, read_timeout_s=60, max_retries=0)
+    versions = []
+    crawl = threading.Thread(target=lambda: versions.append(run_crawl(store, params, client)))
+    crawl.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "/farm/1.html" not in [p for _, p in first_site.log] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        held = [p for _, p in first_site.log]
+        hung = [p for _, p in second_site.log]
+    finally:
+        second_site.release_path.touch()
+        crawl.join(timeout=120)
+    assert held == ["/robots.txt", "/farm/0.html", "/farm/1.html"], held
+    assert hung == ["/robots.txt", "/farm/0.html"], hung
+    # released, the hanging request ends without an answer: its host has no more pages, the other goes on
+    assert [p for _, p in first_site.log][3:] == ["/farm/2.html"]
+    assert [p for _, p in second_site.log] == hung
+    assert sorted(rows(store, versions[0].id, "kept")) == [first + f"/farm/{n}.html" for n in range(3)]
+
+
 def test_small_spool_segments_and_parts_write_the_same_rows(store: Any, client: Any, servers: Servers,
                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The driver spills every 3 decided URLs and merges 2 segments at a time; the rows, cut into
