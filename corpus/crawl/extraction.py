@@ -5,8 +5,9 @@ its body pass through the scheduler (in the driver's process on a LocalCluster) 
 was awaited by a thread of its own; measured on 2 cores, a task cost the driver 3.7 ms against
 1 ms per page in batches of 32. Here pages queue until MAX_BATCH_PAGES are waiting, the oldest
 has waited LINGER_S, or nothing is being fetched (`hurry`), and go as one task while fewer batches
-than worker threads plus one are out. Pages queued and in flight are bounded: while MAX_QUEUED_PAGES are, no request
-starts (`ready`), so a fast site cannot fill the driver's memory with bodies while the workers catch up.
+than worker threads plus one are out. Pages queued and in flight are bounded: while MAX_QUEUED_PAGES
+are, no request starts (`ready`), so a fast site cannot fill the driver's memory with bodies while
+the workers catch up.
 A body goes to the worker as its place in the journal's bodies file, which workers on the crawler's
 host (a LocalCluster) read from the disk, checked against its SHA-256: that saved the crawler and
 the scheduler copying 54 KB a page. The first worker that cannot read it (another host) turns the
@@ -58,7 +59,8 @@ Done = Callable[[list[Extraction]], None]
 
 
 class Extractor:
-    """Queues pages and hands each finished batch to `done` on the event loop, in one call."""
+    """Queues pages and hands each finished batch to `done` on the event loop, in one call; a batch
+    that fails (not by timing out) goes to `failed`, so a crawl waiting on no page of its own stops."""
 
     def __init__(self, dask: Any, slots: int, strip_params: tuple[str, ...], timeout_s: float, done: Done,
                  bodies: Path | None = None, failed: Callable[[BaseException], None] | None = None):

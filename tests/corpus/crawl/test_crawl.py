@@ -327,6 +327,18 @@ def test_a_host_runs_on_while_another_hangs_in_discovery_order(store: Any, clien
     assert sorted(rows(store, versions[0].id, "kept")) == [first + f"/farm/{n}.html" for n in range(3)]
 
 
+@pytest.mark.timeout(120)
+def test_an_extraction_batch_that_fails_stops_the_crawl_with_its_error(store: Any, client: Any, servers: Servers,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a timeout: the error itself, raised from the crawl, even when no fetch is left to see it."""
+    from tokenmill.corpus.crawl import extraction
+
+    base, _ = servers.start()
+    monkeypatch.setattr(extraction, "extract_batch", lambda pages, strip, bodies: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        run_crawl(store, crawl_params(base, seeds=[base + "/a2.html"], delay_s=0), client)
+
+
 def test_small_spool_segments_and_parts_write_the_same_rows(store: Any, client: Any, servers: Servers,
                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The driver spills every 3 decided URLs and merges 2 segments at a time; the rows, cut into
