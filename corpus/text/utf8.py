@@ -30,11 +30,6 @@ def count_in(positions: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     return np.diff(np.searchsorted(positions, bounds)).astype(np.int64)
 
 
-def re2_space(raw: np.ndarray) -> np.ndarray:
-    r"""RE2's `\s` (tab, newline, form feed, carriage return, space) per byte: ASCII, so UTF-8 bytes can be tested."""
-    return (raw == 32) | ((raw >= 9) & (raw <= 13) & (raw != 11))
-
-
 def word_starts(raw: np.ndarray, bounds: np.ndarray, space: np.ndarray) -> np.ndarray:
     r"""Byte positions where an RE2 `\S+` match starts: not space, after a space or at the head of a text."""
     starts = ~space
