@@ -11,7 +11,6 @@ while a host that is slow holds back only the links found after its pages, not a
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable
 
 from tokenmill.corpus.crawl.fetch import REASON_SCOPE
@@ -31,9 +30,8 @@ class Frontier:
         self.scope, self.max_pages, self.max_depth, self.reject = scope, max_pages, max_depth, reject
         self.seen: set[str] = set()
         self.pages = 0
-        self.open: deque[int] = deque()
-        self.ranks: dict[str, int] = {}
-        self.finished: dict[int, list[str]] = {}
+        self.ranks: dict[str, tuple[int, int]] = {}
+        self.finished: dict[int, tuple[int, list[str]]] = {}
         self.expanded = 0
         self.new: list[tuple[str, int]] = []
         for seed in sorted(set(seeds)):
@@ -51,11 +49,12 @@ class Frontier:
 
     def finish(self, url: str, links: list[str]) -> None:
         """Page `url` (taken) is done, with these normalized links in page order (none if it was not fetched)."""
-        self.finished[self.ranks.pop(url)] = links
+        rank, depth = self.ranks.pop(url)
+        self.finished[rank] = depth, links
         while self.expanded in self.finished:
-            depth = self.open.popleft() + 1
-            for link in self.finished.pop(self.expanded):
-                self._meet(link, depth)
+            depth, links = self.finished.pop(self.expanded)
+            for link in links:
+                self._meet(link, depth + 1)
             self.expanded += 1
 
     def _meet(self, url: str, depth: int) -> None:
@@ -69,7 +68,6 @@ class Frontier:
         elif self.pages >= self.max_pages:
             self.reject(url, depth, REASON_MAX_PAGES)
         else:
-            self.ranks[url] = self.pages
+            self.ranks[url] = self.pages, depth
             self.pages += 1
-            self.open.append(depth)
             self.new.append((url, depth))

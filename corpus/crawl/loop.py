@@ -69,7 +69,6 @@ class Crawler:
         self.frontier = Frontier(seeds, scope, params.max_pages, params.max_depth, self._reject)
         self.queues: dict[str, deque[tuple[str, int]]] = {}
         self.host_tasks: Counter = Counter()
-        self.visiting = 0
         self.tasks: set[asyncio.Task] = set()
         self.settled = asyncio.Event()
         self.error: BaseException | None = None
@@ -125,11 +124,10 @@ class Crawler:
             self.queues.setdefault(host, deque()).append((url, depth))
             if self.host_tasks[host] < self.params.per_host_concurrency:
                 self.host_tasks[host] += 1
-                self.visiting += 1
                 task = asyncio.get_running_loop().create_task(self._host(host))
                 self.tasks.add(task)
                 task.add_done_callback(self._host_done)
-        if not self.visiting:
+        if not self.tasks:
             if self.frontier.done:
                 self.settled.set()
             else:
@@ -142,7 +140,6 @@ class Crawler:
                 await self._visit(*queue.popleft())
         finally:
             self.host_tasks[host] -= 1
-            self.visiting -= 1
             if not self.host_tasks[host]:
                 del self.host_tasks[host], self.queues[host]
 
@@ -150,7 +147,7 @@ class Crawler:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._failed(task.exception())
-        elif not self.visiting:
+        elif not self.tasks:
             self._dispatch()
 
     def _failed(self, error: BaseException) -> None:

@@ -50,7 +50,6 @@ STEP = "crawl"
 # v2: `max_pages` takes the first pages in discovery order, not in (depth, URL) order.
 CODE_VERSION = "crawl-v2"
 PART_ROWS = 50_000
-WRITE_ROWS = ROW_GROUP_ROWS
 WRITE_BYTES = 64 << 20
 KEPT_HEADERS = ("content-type", "content-language", "last-modified", "etag", "location", "retry-after")
 COMMITTED = "committed.json"
@@ -186,7 +185,7 @@ def fingerprint(segments: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def coalesced(tables: Iterator[pa.Table], max_rows: int = WRITE_ROWS,
+def coalesced(tables: Iterator[pa.Table], max_rows: int = ROW_GROUP_ROWS,
               max_bytes: int = WRITE_BYTES) -> Iterator[pa.Table]:
     """The merge's small tables joined up to `max_rows` rows or `max_bytes` bytes, so a part is
     written (and counted) in row groups of thousands of rows rather than one per merge read."""
