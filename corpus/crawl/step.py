@@ -9,6 +9,7 @@ the settings plus a content hash of what was fetched (DESIGN §2, ingest steps).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import shutil
@@ -117,9 +118,18 @@ def state_folders(store: Store, params: CrawlParams, seeds: list[str]) -> tuple[
     return in_store, cache_root() / STEP / key[:16], JournalMirror(store.fs, in_store, params.journal_sync_s)
 
 
+@functools.cache
+def unfetched_meta(depth: int) -> str:
+    """The `meta` of a URL decided without a request (out of scope, past a limit): one per depth."""
+    return orjson.dumps({"depth": depth, "status": None, "final_url": None, "headers": {}}).decode()
+
+
 def outcome_row(o: Outcome, default_time: datetime) -> dict[str, Any]:
     """The spool row of one outcome: its doc columns, why it was rejected (None if kept) and its fetch."""
-    fetch = o.fetch or {}
+    if o.fetch is None:  # most of a crawl's URLs: links met past `max_pages` or out of scope
+        return {"id": doc_id(o.url), "text": "", "source": o.url, "fetched_at": default_time,
+                "meta": unfetched_meta(o.depth), "reason": o.reason, "status": None, "sha256": None, "fetch": None}
+    fetch = o.fetch
     headers = {k: v for k, v in (fetch.get("headers") or {}).items() if k in KEPT_HEADERS}
     meta = {"depth": o.depth, "status": fetch.get("status"), "final_url": fetch.get("final_url"), "headers": headers}
     fetched_at = datetime.fromisoformat(fetch["fetched_at"]) if fetch else default_time
@@ -137,24 +147,26 @@ class CrawlOutput:
         self.started = started
         self.counts: Counter = Counter()
         self.statuses: Counter = Counter()
-        self.hosts: dict[str, Counter] = {}
+        self.hosts: dict[str, dict[str, int]] = {}
 
     def __call__(self, o: Outcome) -> None:
         self.spool.add(outcome_row(o, self.started))
-        fetch = o.fetch or {}
         self.counts["urls_discovered"] += 1
-        self.counts["extract_seconds"] += o.extract_seconds
-        if fetch:
-            self.counts["requests"] += fetch["requests"]
-            if fetch["status"] is not None:
-                self.counts["pages_fetched"] += 1
-                self.statuses[str(fetch["status"])] += 1
-            if fetch["body"]:
-                self.counts["bytes_fetched"] += fetch["body"][1]
-        host = self.hosts.setdefault(host_of(o.url), Counter())
+        name = host_of(o.url)
+        host = self.hosts.get(name) or self.hosts.setdefault(name, {"urls": 0, "docs": 0, "requests": 0})
         host["urls"] += 1
+        fetch = o.fetch
+        if fetch is None:
+            return
         host["docs"] += o.reason is None
-        host["requests"] += fetch.get("requests", 0)
+        host["requests"] += fetch["requests"]
+        self.counts["extract_seconds"] += o.extract_seconds
+        self.counts["requests"] += fetch["requests"]
+        if fetch["status"] is not None:
+            self.counts["pages_fetched"] += 1
+            self.statuses[str(fetch["status"])] += 1
+        if fetch["body"]:
+            self.counts["bytes_fetched"] += fetch["body"][1]
 
     def summary(self, robots_hosts: int, ended: datetime, times: CrawlTimes) -> dict[str, Any]:
         """What the manifest records of the crawl itself: time (per stage too), pages, bytes, statuses, hosts."""
@@ -171,7 +183,7 @@ class CrawlOutput:
             "pages_per_second": round(self.counts["pages_fetched"] / max(times.wall_seconds, 1e-9), 1),
             "stages": times.stages,
             "status_codes": dict(sorted(self.statuses.items())),
-            "hosts": {h: dict(c) for h, c in sorted(self.hosts.items())},
+            "hosts": dict(sorted(self.hosts.items())),
         }
 
 
