@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tokenmill.corpus.crawl.http1 import HttpClient, ProtocolError, parse_head, request_head
+from tokenmill.corpus.crawl import http1
+from tokenmill.corpus.crawl.http1 import CONNECTS_PER_ORIGIN, HttpClient, ProtocolError, parse_head, request_head
 
 TEXT = b"<p>" + b"tokenmill crawls the web politely. " * 200 + b"</p>"
 # Each path: the raw bytes the server writes, in pieces (a float is a pause in seconds), then
@@ -160,6 +161,32 @@ def test_a_cut_or_foreign_response_is_a_protocol_error(path: str) -> None:
     async def test(http: HttpClient, base: str, log: list) -> None:
         with pytest.raises(ProtocolError):
             await fetch(http, base + path)
+
+    run(test)
+
+
+def test_a_burst_opens_a_few_connections_to_an_origin_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of SYNs past a server's listen backlog is dropped and sent again a second later."""
+    opening: dict[str, int] = {}
+    most: dict[str, int] = {}
+    open_checked = http1.open_checked
+
+    async def watched(host: str, *args: Any) -> None:
+        opening[host] = opening.get(host, 0) + 1
+        most[host] = max(most.get(host, 0), opening[host])
+        await asyncio.sleep(0.02)
+        try:
+            await open_checked(host, *args)
+        finally:
+            opening[host] -= 1
+
+    monkeypatch.setattr(http1, "open_checked", watched)
+
+    async def test(http: HttpClient, base: str, log: list) -> None:
+        other = base.replace("127.0.0.1", "localhost")
+        bodies = await asyncio.gather(*(fetch(http, f"{url}/length") for url in [base] * 12 + [other] * 12))
+        assert [body for _, _, body in bodies] == [TEXT] * 24
+        assert most == {"127.0.0.1": CONNECTS_PER_ORIGIN, "localhost": CONNECTS_PER_ORIGIN}
 
     run(test)
 
