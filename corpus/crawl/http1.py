@@ -28,11 +28,12 @@ KEEPALIVE_S = 5.0
 HEAD_END = re.compile(rb"\r?\n\r?\n")
 NO_BODY = {204, 304}
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# Connections being opened to one origin at a time. A burst of SYNs past a server's listen backlog
-# is dropped, and the kernel sends them again only after a second: Python's http.server listens
-# with a backlog of 5, and a crawl that opened its 16 connections at once lost a second on a few
-# of its first pages (bench_crawl: 300 pages ended a second late).
-CONNECTS_PER_ORIGIN = 4
+# New connections to one origin not yet answered. A connection the server has not accepted waits in
+# its listen backlog, and a SYN past a full backlog is dropped and sent again only after a second:
+# Python's http.server listens with a backlog of 5 and accepts slowly while it serves, and a crawl
+# that opened its 16 connections at once lost a second on a few of its first pages (bench_crawl:
+# 300-page crawls ended a second late). A connection that has answered was accepted.
+UNANSWERED_PER_ORIGIN = 4
 # Characters sent as they are in a request target; others (spaces, non-ASCII) are percent-encoded.
 TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
@@ -363,7 +364,7 @@ class HttpClient:
         self.max_connections, self.allow_private = max_connections, allow_private
         self.idle: dict[tuple[str, str, int], list[Connection]] = {}
         self.open: set[Connection] = set()
-        self.connecting: dict[tuple[str, str, int], asyncio.Semaphore] = {}
+        self.unanswered: dict[tuple[str, str, int], asyncio.Semaphore] = {}
         self.ssl_context: ssl.SSLContext | None = None
 
     async def get(self, url: str, limit: int) -> Response:
@@ -374,15 +375,20 @@ class HttpClient:
         except ValueError as error:
             raise ConnectionError(f"cannot request {url}: {error}") from None
         origin = (urlsplit(url).scheme, host, port)
-        connection = self._idle(origin)
-        if connection is not None:
-            try:
-                return await self._exchange(connection, head, limit)
-            except ProtocolError:
-                if connection.got_bytes:
-                    raise
-                # The server closed the idle connection as the request went out: once more, on a new one.
-        return await self._exchange(await self._connect(origin), head, limit)
+        while True:
+            connection = self._idle(origin)
+            if connection is not None:
+                try:
+                    return await self._exchange(connection, head, limit)
+                except ProtocolError:
+                    if connection.got_bytes:
+                        raise
+                    # The server closed the idle connection as the request went out: once more, on another.
+                    continue
+            async with self.unanswered.setdefault(origin, asyncio.Semaphore(UNANSWERED_PER_ORIGIN)):
+                if not self.idle.get(origin):
+                    return await self._exchange(await self._connect(origin), head, limit)
+            # A connection came free while this request waited to open one: it goes on that.
 
     async def _exchange(self, connection: Connection, head: bytes, limit: int) -> Response:
         connection.send(head, limit)
@@ -423,9 +429,8 @@ class HttpClient:
 
             self.ssl_context = httpx.create_ssl_context(trust_env=False)
         connection = Connection(origin, self.read_timeout_s)
-        async with self.connecting.setdefault(origin, asyncio.Semaphore(CONNECTS_PER_ORIGIN)):
-            await open_checked(host, port, connection, self.ssl_context if scheme == "https" else None,
-                               self.allow_private, self.connect_timeout_s)
+        await open_checked(host, port, connection, self.ssl_context if scheme == "https" else None,
+                           self.allow_private, self.connect_timeout_s)
         self.open.add(connection)
         return connection
 

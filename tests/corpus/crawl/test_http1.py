@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tokenmill.corpus.crawl import http1
-from tokenmill.corpus.crawl.http1 import CONNECTS_PER_ORIGIN, HttpClient, ProtocolError, parse_head, request_head
+from tokenmill.corpus.crawl.http1 import UNANSWERED_PER_ORIGIN, HttpClient, ProtocolError, parse_head, request_head
 
 TEXT = b"<p>" + b"tokenmill crawls the web politely. " * 200 + b"</p>"
 # Each path: the raw bytes the server writes, in pieces (a float is a pause in seconds), then
@@ -41,6 +41,7 @@ SCRIPTS: dict[str, tuple[Script, bool]] = {
     "/until-close": ([head(version="HTTP/1.0"), TEXT], True),
     "/interim": ([head("100 Continue"), head(Content_Length="2"), b"ok"], False),
     "/slow": ([head(Content_Length="2"), 1.0, b"ok"], False),
+    "/slow-head": ([0.3, head(Content_Length="2"), 0.3, b"ok"], False),
     "/short": ([head(Content_Length="100"), b"only this"], True),
     "/garbage": ([b"SSH-2.0-OpenSSH_9.6\r\n\r\n"], True),
     "/empty": ([head("204 No Content")], False),
@@ -165,28 +166,29 @@ def test_a_cut_or_foreign_response_is_a_protocol_error(path: str) -> None:
     run(test)
 
 
-def test_a_burst_opens_a_few_connections_to_an_origin_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A burst of SYNs past a server's listen backlog is dropped and sent again a second later."""
-    opening: dict[str, int] = {}
-    most: dict[str, int] = {}
+def test_a_burst_opens_a_few_unanswered_connections_to_an_origin_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server's listen backlog holds the connections it has not accepted, and a SYN past it is
+    dropped and sent again a second later: no more than UNANSWERED_PER_ORIGIN wait there at once."""
+    connects: list[tuple[str, float]] = []
     open_checked = http1.open_checked
 
     async def watched(host: str, *args: Any) -> None:
-        opening[host] = opening.get(host, 0) + 1
-        most[host] = max(most.get(host, 0), opening[host])
-        await asyncio.sleep(0.02)
-        try:
-            await open_checked(host, *args)
-        finally:
-            opening[host] -= 1
+        connects.append((host, asyncio.get_running_loop().time()))
+        await open_checked(host, *args)
 
     monkeypatch.setattr(http1, "open_checked", watched)
 
     async def test(http: HttpClient, base: str, log: list) -> None:
         other = base.replace("127.0.0.1", "localhost")
-        bodies = await asyncio.gather(*(fetch(http, f"{url}/length") for url in [base] * 12 + [other] * 12))
-        assert [body for _, _, body in bodies] == [TEXT] * 24
-        assert most == {"127.0.0.1": CONNECTS_PER_ORIGIN, "localhost": CONNECTS_PER_ORIGIN}
+        start = asyncio.get_running_loop().time()
+        urls = [f"{base}/slow-head"] * 8 + [f"{other}/slow-head"] * 8
+        bodies = await asyncio.gather(*(fetch(http, url) for url in urls))
+        assert [body for _, _, body in bodies] == [b"ok"] * 16
+        for host in ("127.0.0.1", "localhost"):
+            times = [t - start for h, t in connects if h == host]
+            # No head comes before 0.3 s: until then no more than UNANSWERED_PER_ORIGIN open; the rest
+            # open once heads have come, as the first connections still send their bodies.
+            assert sum(t < 0.3 for t in times) <= UNANSWERED_PER_ORIGIN < len(times) == 8
 
     run(test)
 
