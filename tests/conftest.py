@@ -67,12 +67,18 @@ def prefect_api() -> Iterator[str]:
     if _SESSION_API is None:  # the user's own, named by PREFECT_API_URL
         yield os.environ["PREFECT_API_URL"]
         return
+    _SESSION_API.wait_until_answering()
+    os.environ["PREFECT_API_URL"] = _SESSION_API.url
     try:
-        _SESSION_API.wait_until_answering()
-        os.environ["PREFECT_API_URL"] = _SESSION_API.url
         yield _SESSION_API.url
     finally:
         os.environ.pop("PREFECT_API_URL", None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the session's Prefect server, also when no test ran (`--collect-only`, a collection
+    error): a server left running holds the pipe of whoever reads pytest's output open."""
+    if _SESSION_API is not None:
         _SESSION_API.__exit__(None, None, None)
 
 
