@@ -126,17 +126,16 @@ def unfetched_meta(depth: int) -> str:
 
 def outcome_row(o: Outcome, default_time: datetime) -> dict[str, Any]:
     """The spool row of one outcome: its doc columns, why it was rejected (None if kept) and its fetch."""
-    if o.fetch is None:  # most of a crawl's URLs: links met past `max_pages` or out of scope
+    if not o.fetch:  # most of a crawl's URLs: links met past `max_pages` or out of scope
         return {"id": doc_id(o.url), "text": "", "source": o.url, "fetched_at": default_time,
                 "meta": unfetched_meta(o.depth), "reason": o.reason, "status": None, "sha256": None, "fetch": None}
     fetch = o.fetch
     headers = {k: v for k, v in (fetch.get("headers") or {}).items() if k in KEPT_HEADERS}
     meta = {"depth": o.depth, "status": fetch.get("status"), "final_url": fetch.get("final_url"), "headers": headers}
-    fetched_at = datetime.fromisoformat(fetch["fetched_at"]) if fetch else default_time
     return {"id": doc_id(o.url), "text": o.text if o.reason is None else "", "source": o.url,
-            "fetched_at": fetched_at, "meta": orjson.dumps(meta).decode(), "reason": o.reason,
-            "status": fetch.get("status"), "sha256": fetch.get("sha256"),
-            "fetch": orjson.dumps(fetch).decode() if fetch else None}
+            "fetched_at": datetime.fromisoformat(fetch["fetched_at"]), "meta": orjson.dumps(meta).decode(),
+            "reason": o.reason, "status": fetch.get("status"), "sha256": fetch.get("sha256"),
+            "fetch": orjson.dumps(fetch).decode()}
 
 
 class CrawlOutput:
@@ -156,7 +155,7 @@ class CrawlOutput:
         host = self.hosts.get(name) or self.hosts.setdefault(name, {"urls": 0, "docs": 0, "requests": 0})
         host["urls"] += 1
         fetch = o.fetch
-        if fetch is None:
+        if not fetch:
             return
         host["docs"] += o.reason is None
         host["requests"] += fetch["requests"]
